@@ -1,0 +1,54 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the main job on built-in synthetic data (creates .venv, installs, runs `macbdf demo`)
+#   make test   - installs what the tests need (incl. Debian chromium for the browser test) and runs them
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# CPU machines take the local CPU wheel; GPU users: `make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`
+# (or install torch into .venv first: an already satisfied pin installs nothing).
+TORCH ?= torch==2.13.0
+DEMO_OUT ?= demo_out
+PYTEST_ARGS ?=
+
+.PHONY: install install-test browser demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+# The browser end-to-end test drives Debian's chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: chromium not installed and not root; the browser test will be skipped"; fi; }
+
+demo: install
+	$(VENV)/bin/macbdf demo --out $(DEMO_OUT)
+
+test: install-test browser
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(PY) benchmarks/prepare_speed.py
+	$(PY) benchmarks/model_speed.py
+	$(PY) benchmarks/pareto_overhead.py
+	$(PY) benchmarks/detect_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,31 @@
+"""macbdf: audio-visual deepfake detection with MACB-DF (ICMR 2025).
+
+Example:
+    >>> import macbdf
+    >>> "tiny" in macbdf.list_models()
+    True
+    >>> m = macbdf.create_model("tiny")
+    >>> out = m(m.dummy_batch(batch_size=2))
+    >>> out["logit"].shape
+    torch.Size([2])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "create_model", "list_models", "get_model_config", "Detector", "DetectionResult"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import macbdf` (and the CLI's --help) does not pay for torch.
+    if name in ("create_model", "list_models", "get_model_config"):
+        from macbdf.models import registry
+
+        return getattr(registry, name)
+    if name in ("Detector", "DetectionResult"):
+        from macbdf import detect
+
+        return getattr(detect, name)
+    raise AttributeError(f"module 'macbdf' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from macbdf.cli import main
+
+sys.exit(main())
