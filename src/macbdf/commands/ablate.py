@@ -1,0 +1,81 @@
+"""Run the paper's ablation studies as one grid and write one Markdown + CSV table.
+
+Each cell trains the same model on the same data with one change, then is evaluated on
+the cache's test split (threshold tuned on val):
+
+  full         the model as configured, OM-Pareto balancing       (Table 2, last row)
+  wo_LC        without contrastive learning L_C                    (Table 2)
+  wo_intra     without the intra-modal terms L_aa, L_vv            (Table 2)
+  wo_cross     without the cross-modal terms L_av, L_va            (Table 2)
+  wo_w         without the adaptive fusion weights w               (Table 2)
+  depth_K      multi-scale depth K = 0, 2, 4, 6, 8                 (Fig. 5)
+  pareto_off   plain summed loss instead of OM-Pareto              (Fig. 6-7)
+  audio_only / video_only / concat   unimodal and concatenation baselines
+
+--grid paper runs all of them; --grid quick runs full, wo_LC, pareto_off, depth_0 and the
+three baselines; --cells picks any subset. The grid is resumable: finished cells (their
+OUT/cells/<cell>/eval.json with the same settings) are skipped, a half-trained cell resumes.
+
+Output: OUT/ablation.md and OUT/ablation.csv, headed by the data they were run on (cache
+path, split and category counts, synth seed) and the settings; OUT/pareto_curves.png and
+OUT/depth_sweep.png when those cells ran; per cell the run and eval.json under OUT/cells/.
+
+Examples:
+  macbdf ablate --data cache/synth --out runs/ablation --grid quick --steps 300
+  macbdf ablate --data cache/synth --out runs/ablation --grid paper --model small --epochs 10
+  macbdf ablate --data cache/synth --out runs/ablation --cells full,pareto_off --steps 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="CACHE_DIR", help="prepared cache with train/val/test splits")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (cells, tables, plots)")
+    parser.add_argument("--grid", default="quick", choices=["paper", "quick"], help="which cells (default quick)")
+    parser.add_argument("--cells", metavar="A,B,...", help="explicit comma-separated list of cells (overrides --grid)")
+    parser.add_argument("--model", default="small", help="named model config (default small)")
+    parser.add_argument("--steps", type=int, help="training steps per cell")
+    parser.add_argument("--epochs", type=int, help="training epochs per cell (instead of --steps)")
+    parser.add_argument("--batch-size", type=int, help="training batch size (trainer default if omitted)")
+    parser.add_argument("--seed", type=int, default=0, help="seed shared by every cell (default 0)")
+    parser.add_argument("--balancer", default="ompareto", choices=["ompareto", "sum"],
+                        help="gradient balancer of every cell except pareto_off (default ompareto)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
+    parser.add_argument("--list", action="store_true", help="list the cells and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from macbdf_train.ablate import CELLS, GRIDS, AblationError, run_grid
+    from macbdf_train.evaluate import EvaluationError
+
+    if args.list:
+        for name, spec in CELLS.items():
+            grids = ",".join(g for g, cells in GRIDS.items() if name in cells)
+            print(f"{name:12s} {spec['desc']}  [{grids}]")
+        return 0
+    if args.steps is not None and args.steps < 1 or args.epochs is not None and args.epochs < 1:
+        print("error: --steps/--epochs must be >= 1", file=sys.stderr)
+        return 2
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    try:
+        table = run_grid(args.data, args.out, grid=args.grid, cells=cells, model=args.model, steps=args.steps,
+                         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balancer=args.balancer,
+                         device=args.device, progress=not args.json)
+    except (AblationError, EvaluationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        from macbdf.metrics import jsonable
+
+        print(json.dumps(jsonable({k: v for k, v in table.items() if k != "markdown"}), indent=2))
+    else:
+        print(table["markdown"])
+    failed = [r for r in table["rows"] if str(r.get("status", "")).startswith("failed")]
+    for r in failed:
+        print(f"cell {r['cell']}: {r['status']}", file=sys.stderr)
+    return 1 if failed else 0

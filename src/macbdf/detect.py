@@ -1,0 +1,545 @@
+"""Detection for users: score videos with a trained MACB-DF checkpoint.
+
+`Detector` wraps a model and the preprocessing it was trained with. A video of any length is
+decoded window by window (`macbdf.media.prepare.iter_windows`, `num_frames` frames per window, the
+model's training window), windows are scored in small batches, and the per-window outputs are
+merged into one `DetectionResult`:
+
+* ``p_fake`` / ``p_audio_fake`` / ``p_video_fake``: sigmoid of the multimodal / audio / video
+  sample logits, aggregated over windows. The default aggregation ``"mean"`` is the mean of the
+  window probabilities weighted by each window's number of real (non-padded) frames, so a short
+  last window counts less; ``"max"`` takes the most suspicious window instead (more sensitive to a
+  short fake passage inside a long real video, at the price of more false alarms).
+* ``frame_scores``: per-frame sigmoid of the frame heads, audio and video, on the video's frame
+  grid (``fps`` = the checkpoint's preprocessing frame rate).
+* ``segments``: contiguous runs where a frame score reaches ``frame_threshold`` (see
+  `find_segments`), labelled ``audio``, ``video`` or ``both``.
+
+Memory stays bounded on long videos: at most ``batch_windows`` windows of face crops and log-mel
+are held at once; only the per-frame scores (two floats per frame) grow with the length.
+
+Example:
+    >>> from macbdf import Detector                                   # doctest: +SKIP
+    >>> det = Detector.from_pretrained("runs/demo/checkpoint")         # doctest: +SKIP
+    >>> r = det("clip.mp4")                                            # doctest: +SKIP
+    >>> r.verdict, round(r.p_fake, 3), r.segments[:1]                  # doctest: +SKIP
+    ('fake', 0.912, [{'start': 1.2, 'end': 3.4, 'modality': 'audio', 'score': 0.87}])
+    >>> for w in det.stream("long.mp4"):                              # doctest: +SKIP
+    ...     print(w.start_s, w.p_fake)
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from macbdf.config import PreprocessConfig
+
+__all__ = [
+    "DetectionResult",
+    "WindowResult",
+    "Detector",
+    "DetectionTimeout",
+    "find_segments",
+    "AGGREGATIONS",
+]
+
+AGGREGATIONS = ("mean", "max")
+# Frame scores are rounded in the result: 4 decimals are far below any meaningful score
+# difference and keep the JSON of a 10-minute video small.
+_SCORE_DECIMALS = 4
+
+
+class DetectionTimeout(Exception):
+    """Raised inside the window loop when a deadline passed (the server's per-job timeout)."""
+
+
+@dataclass
+class DetectionResult:
+    """The answer for one input file; the fields are exactly the JSON object of `macbdf detect --json`.
+
+    ``error`` is None when the file was scored, else a one-line reason (then the scores are None
+    and ``verdict`` is None). ``frame_scores`` is ``{"audio": [...], "video": [...], "fps": f}``;
+    ``segments`` is a list of ``{"start": s, "end": s, "modality": "audio"|"video"|"both",
+    "score": p}`` in seconds; ``timings`` holds ``decode_prepare_s``, ``model_s``, ``total_s``.
+
+    Example:
+        >>> r = DetectionResult(path="x.mp4", error="not a media file")
+        >>> r.to_dict()["verdict"] is None
+        True
+    """
+
+    path: str
+    p_fake: float | None = None
+    p_audio_fake: float | None = None
+    p_video_fake: float | None = None
+    verdict: str | None = None
+    threshold: float = 0.5
+    frame_scores: dict[str, Any] = field(default_factory=lambda: {"audio": [], "video": [], "fps": 0.0})
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+    timings: dict[str, float] = field(
+        default_factory=lambda: {"decode_prepare_s": 0.0, "model_s": 0.0, "total_s": 0.0}
+    )
+    duration: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (same keys as the dataclass fields)."""
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class WindowResult:
+    """Scores of one window of `Detector.stream` (times in seconds from the start of the video)."""
+
+    index: int
+    start_frame: int
+    num_frames: int
+    start_s: float
+    end_s: float
+    p_fake: float
+    p_audio_fake: float
+    p_video_fake: float
+    frame_scores: dict[str, list[float]]
+    flags: list[str]                 # the media pipeline's flags for the file so far (see iter_windows)
+    face_coverage: float | None = None  # share of this window's frames where a face was found
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A one-line, user-facing reason for an exception (no traceback)."""
+    from macbdf.media.prepare import MediaError
+
+    msg = " ".join(str(exc).split())
+    if isinstance(exc, MediaError):
+        return msg or "media error"
+    if isinstance(exc, FileNotFoundError):
+        return f"file not found: {exc.filename or msg}"
+    if isinstance(exc, IsADirectoryError):
+        return f"is a directory: {exc.filename or msg}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or msg}"
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def _majority_smooth(mask: np.ndarray, k: int) -> np.ndarray:
+    """Sliding majority vote over k frames (k odd): removes isolated flips in a thresholded score."""
+    if k <= 1 or mask.size == 0:
+        return mask
+    pad = k // 2
+    padded = np.pad(mask.astype(np.int32), pad, mode="edge")
+    counts = np.convolve(padded, np.ones(k, dtype=np.int32), mode="valid")
+    return counts > pad
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end_exclusive)] of the True runs of a 1-D boolean array."""
+    if mask.size == 0:
+        return []
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def find_segments(
+    audio: Sequence[float] | np.ndarray,
+    video: Sequence[float] | np.ndarray,
+    fps: float,
+    threshold: float = 0.5,
+    *,
+    smooth_frames: int = 5,
+    min_duration_s: float = 0.2,
+) -> list[dict[str, Any]]:
+    """Fake segments implied by per-frame scores.
+
+    A frame is suspicious in a modality when its score is >= ``threshold``; each modality's mask
+    is smoothed by a sliding majority vote over ``smooth_frames`` frames; a segment is a run of
+    frames suspicious in either modality, at least ``min_duration_s`` long. Its ``modality`` is
+    ``both`` when each modality is suspicious on at least half of the run's frames, else the
+    modality suspicious on more frames; its ``score`` is the mean score of that modality over the
+    run (for ``both``, the mean of the frame-wise maximum).
+
+    Example:
+        >>> a = [0.1] * 10 + [0.9] * 10 + [0.1] * 5
+        >>> v = [0.1] * 25
+        >>> find_segments(a, v, fps=10.0)
+        [{'start': 1.0, 'end': 2.0, 'modality': 'audio', 'score': 0.9}]
+    """
+    a = np.asarray(audio, dtype=np.float64)
+    v = np.asarray(video, dtype=np.float64)
+    n = min(a.size, v.size)
+    if n == 0 or fps <= 0:
+        return []
+    a, v = a[:n], v[:n]
+    k = max(1, int(smooth_frames))
+    k = k if k % 2 == 1 else k + 1
+    ma = _majority_smooth(a >= threshold, k)
+    mv = _majority_smooth(v >= threshold, k)
+    min_frames = max(1, int(math.ceil(min_duration_s * fps - 1e-9)))
+    segments: list[dict[str, Any]] = []
+    for s, e in _runs(ma | mv):
+        if e - s < min_frames:
+            continue
+        fa, fv = float(ma[s:e].mean()), float(mv[s:e].mean())
+        if fa >= 0.5 and fv >= 0.5:
+            modality, score = "both", float(np.maximum(a[s:e], v[s:e]).mean())
+        elif fa >= fv:
+            modality, score = "audio", float(a[s:e].mean())
+        else:
+            modality, score = "video", float(v[s:e].mean())
+        segments.append(
+            {
+                "start": round(s / fps, 3),
+                "end": round(e / fps, 3),
+                "modality": modality,
+                "score": round(score, _SCORE_DECIMALS),
+            }
+        )
+    return segments
+
+
+def _merge_flags(last: list[str], own: list[str], face_coverage: float | None) -> list[str]:
+    """File-level flags from the last window's (the media pipeline accumulates most of them over
+    the windows seen so far) with the face flags recomputed from the whole file's face coverage
+    (the pipeline computes coverage per window), plus the detector's own (``truncated``)."""
+    from macbdf.media.prepare import FACE_PARTIAL_BELOW
+
+    out = list(last)
+    if face_coverage is not None:
+        out = [f for f in out if f not in ("no_face", "face_partial")]
+        if face_coverage == 0.0:
+            out.append("no_face")
+        elif face_coverage < FACE_PARTIAL_BELOW:
+            out.append("face_partial")
+    for f in own:
+        if f not in out:
+            out.append(f)
+    return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+class Detector:
+    """Scores videos with a MACB-DF model; see the module docstring for how windows are merged.
+
+    Args:
+        model: a `macbdf.models` MACBDF (its ``config`` gives ``num_frames`` and ``preprocess``).
+        threshold: sample-level decision threshold on ``p_fake`` (the checkpoint's calibrated one).
+        device: torch device string.
+        frame_threshold: threshold on frame scores for segments (default: ``threshold``).
+        aggregation: ``"mean"`` (frame-weighted mean of window probabilities) or ``"max"``.
+        batch_windows: windows per forward pass (memory is bounded by this).
+        face_detector: optional detector object passed to the media pipeline (e.g. YuNet).
+        meta: the checkpoint's config dict (kept for reference, e.g. ``trained_on``).
+
+    Example:
+        >>> import macbdf                                                   # doctest: +SKIP
+        >>> det = macbdf.Detector(macbdf.create_model("tiny"), threshold=0.5)  # doctest: +SKIP
+        >>> det("clip.mp4").p_fake                                         # doctest: +SKIP
+        0.49
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        threshold: float = 0.5,
+        device: str = "cpu",
+        frame_threshold: float | None = None,
+        aggregation: str = "mean",
+        batch_windows: int = 4,
+        face_detector: Any = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        import torch
+
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        cfg = model.config
+        pre = cfg.preprocess
+        self.preprocess: PreprocessConfig = (
+            pre if isinstance(pre, PreprocessConfig) else PreprocessConfig.from_dict(dict(pre))
+        )
+        self.num_frames = int(cfg.num_frames)
+        self.threshold = float(threshold)
+        self.frame_threshold = float(self.threshold if frame_threshold is None else frame_threshold)
+        self.aggregation = aggregation
+        self.batch_windows = max(1, int(batch_windows))
+        self.face_detector = face_detector
+        self.meta = dict(meta or {})
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        checkpoint_dir: str | os.PathLike[str],
+        device: str = "cpu",
+        threshold: float | None = None,
+        **kwargs: Any,
+    ) -> "Detector":
+        """Load a checkpoint directory (``model.safetensors`` + ``config.json``).
+
+        ``threshold`` overrides the checkpoint's calibrated threshold (``config.json["threshold"]``,
+        0.5 when absent). Raises ``ValueError``/``FileNotFoundError`` with a one-line message when
+        the directory is missing or not a checkpoint.
+
+        Example:
+            >>> det = Detector.from_pretrained("runs/demo/checkpoint", device="cpu")  # doctest: +SKIP
+        """
+        from macbdf.checkpoint import load_model
+
+        model, meta = load_model(checkpoint_dir, device)
+        thr = meta.get("threshold") if threshold is None else threshold
+        thr = 0.5 if thr is None else float(thr)
+        kwargs.setdefault("frame_threshold", meta.get("frame_threshold"))
+        return cls(model, threshold=thr, device=device, meta=meta, **kwargs)
+
+    # ------------------------------------------------------------------ scoring
+    def _forward(self, clips: list[Any]) -> list[dict[str, Any]]:
+        """Score a list of PreparedClip windows (each <= num_frames frames) in one batch."""
+        import torch
+
+        T = self.num_frames
+        mpf = self.preprocess.mel_per_frame
+        S = self.preprocess.face_size
+        n_mels = self.preprocess.n_mels
+        B = len(clips)
+        video = np.zeros((B, T, S, S, 3), dtype=np.uint8)
+        # Padding value of log-mel: the log of the floor (silence) rather than 0, which would be loud.
+        audio = np.full((B, T * mpf, n_mels), math.log(self.preprocess.log_eps), dtype=np.float32)
+        mask = np.zeros((B, T), dtype=bool)
+        lengths = []
+        for i, c in enumerate(clips):
+            t = min(int(c.frames.shape[0]), T)
+            if c.frames.shape[1:3] != (S, S):
+                raise RuntimeError(
+                    f"face crops are {c.frames.shape[1]}x{c.frames.shape[2]}, the model expects {S}x{S}"
+                )
+            video[i, :t] = c.frames[:t]
+            m = min(int(c.logmel.shape[0]), t * mpf)
+            audio[i, :m] = c.logmel[:m]
+            mask[i, :t] = True
+            lengths.append(t)
+        with torch.inference_mode():
+            # (B, T, S, S, 3) uint8 -> (B, T, 3, S, S) float in [0, 1]; the model normalises.
+            v = torch.from_numpy(video).to(self.device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+            batch = {
+                "video": v,
+                "audio": torch.from_numpy(audio).to(self.device),
+                "frame_mask": torch.from_numpy(mask).to(self.device),
+            }
+            out = self.model(batch)
+            get = {k: out[k].detach().float().cpu().numpy() for k in
+                   ("logit", "audio_logit", "video_logit", "frame_logit_audio", "frame_logit_video")}
+        res = []
+        for i, t in enumerate(lengths):
+            res.append(
+                {
+                    "p_fake": float(_sigmoid(get["logit"][i])),
+                    "p_audio_fake": float(_sigmoid(get["audio_logit"][i])),
+                    "p_video_fake": float(_sigmoid(get["video_logit"][i])),
+                    "audio": _sigmoid(get["frame_logit_audio"][i, :t]),
+                    "video": _sigmoid(get["frame_logit_video"][i, :t]),
+                }
+            )
+        return res
+
+    def _windows(
+        self,
+        path: str | os.PathLike[str],
+        timings: dict[str, float],
+        *,
+        max_frames: int | None = None,
+        deadline: float | None = None,
+        flags_out: list[str] | None = None,
+    ) -> Iterator[WindowResult]:
+        """Decode, prepare and score consecutive windows; yields them in order."""
+        from macbdf.media.prepare import iter_windows
+
+        fps = float(self.preprocess.fps)
+        it = iter_windows(path, self.preprocess, self.num_frames, face_detector=self.face_detector)
+        pending: list[Any] = []
+        index = 0
+        frames_seen = 0
+        exhausted = False
+        try:
+            while not exhausted:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DetectionTimeout("detection timed out")
+                t0 = time.perf_counter()
+                try:
+                    clip = next(it)
+                except StopIteration:
+                    clip = None
+                    exhausted = True
+                timings["decode_prepare_s"] += time.perf_counter() - t0
+                if clip is not None and clip.frames.shape[0] > 0:
+                    if max_frames is not None and frames_seen + clip.frames.shape[0] > max_frames:
+                        keep = max_frames - frames_seen
+                        if flags_out is not None and "truncated" not in flags_out:
+                            flags_out.append("truncated")
+                        exhausted = True
+                        if keep > 0:
+                            clip.frames = clip.frames[:keep]
+                            clip.logmel = clip.logmel[: keep * self.preprocess.mel_per_frame]
+                        else:
+                            clip = None
+                    if clip is not None:
+                        frames_seen += int(clip.frames.shape[0])
+                        pending.append(clip)
+                if pending and (len(pending) >= self.batch_windows or exhausted):
+                    t0 = time.perf_counter()
+                    scores = self._forward(pending)
+                    timings["model_s"] += time.perf_counter() - t0
+                    for clip_, s in zip(pending, scores):
+                        n = len(s["audio"])
+                        start = int(getattr(clip_, "start_frame", 0))
+                        yield WindowResult(
+                            index=index,
+                            start_frame=start,
+                            num_frames=n,
+                            start_s=round(start / fps, 3),
+                            end_s=round((start + n) / fps, 3),
+                            p_fake=s["p_fake"],
+                            p_audio_fake=s["p_audio_fake"],
+                            p_video_fake=s["p_video_fake"],
+                            frame_scores={
+                                "audio": np.round(s["audio"].astype(np.float64), _SCORE_DECIMALS).tolist(),
+                                "video": np.round(s["video"].astype(np.float64), _SCORE_DECIMALS).tolist(),
+                            },
+                            flags=list(getattr(clip_, "flags", []) or []),
+                            face_coverage=(getattr(clip_, "info", None) or {}).get("face_coverage"),
+                        )
+                        index += 1
+                    pending = []
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()  # releases the container if we stopped early
+
+    def stream(self, path: str | os.PathLike[str]) -> Iterator[WindowResult]:
+        """Yield one `WindowResult` per window, in order, as soon as its batch is scored.
+
+        Unlike `__call__`, errors are raised (``macbdf.media.MediaError`` with a one-line reason).
+
+        Example:
+            >>> for w in det.stream("long.mp4"):      # doctest: +SKIP
+            ...     print(f"{w.start_s:6.1f}s {w.p_fake:.2f}")
+        """
+        timings = {"decode_prepare_s": 0.0, "model_s": 0.0}
+        yield from self._windows(path, timings)
+
+    def detect(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_frames: int | None = None,
+        timeout_s: float | None = None,
+        display_path: str | None = None,
+    ) -> DetectionResult:
+        """Score one file; never raises for bad input (the result's ``error`` says why).
+
+        ``max_frames`` stops after that many frames (flag ``truncated``); ``timeout_s`` gives up
+        between windows once exceeded (error ``detection timed out``); ``display_path`` is the
+        name reported in ``path`` (the server reports the upload's name, not its temp file).
+        """
+        t_start = time.perf_counter()
+        deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
+        timings = {"decode_prepare_s": 0.0, "model_s": 0.0, "total_s": 0.0}
+        fps = float(self.preprocess.fps)
+        result = DetectionResult(
+            path=str(path) if display_path is None else display_path,
+            threshold=self.threshold,
+            frame_scores={"audio": [], "video": [], "fps": fps},
+            timings=timings,
+        )
+        flags: list[str] = []
+        fa: list[float] = []
+        fv: list[float] = []
+        win_p: list[tuple[float, float, float, int]] = []
+        last_flags: list[str] = []
+        face_found = 0.0
+        face_known = True
+        try:
+            if not Path(path).exists():
+                raise FileNotFoundError(2, "no such file", str(path))
+            if Path(path).is_dir():
+                raise IsADirectoryError(21, "is a directory", str(path))
+            for w in self._windows(path, timings, max_frames=max_frames, deadline=deadline, flags_out=flags):
+                fa.extend(w.frame_scores["audio"])
+                fv.extend(w.frame_scores["video"])
+                win_p.append((w.p_fake, w.p_audio_fake, w.p_video_fake, w.num_frames))
+                last_flags = w.flags
+                if w.face_coverage is None:
+                    face_known = False
+                else:
+                    face_found += w.face_coverage * w.num_frames
+            if not win_p:
+                raise RuntimeError("no frames could be decoded")
+        except Exception as e:  # bad input must become a flagged result, never abort a batch
+            result.error = "detection timed out" if isinstance(e, DetectionTimeout) else _one_line(e)
+            result.flags = flags
+            timings["total_s"] = round(time.perf_counter() - t_start, 4)
+            for k in ("decode_prepare_s", "model_s"):
+                timings[k] = round(timings[k], 4)
+            return result
+
+        probs = np.asarray([p[:3] for p in win_p], dtype=np.float64)  # (W, 3)
+        weights = np.asarray([p[3] for p in win_p], dtype=np.float64)  # (W,)
+        if self.aggregation == "max":
+            agg = probs.max(axis=0)
+        else:
+            agg = (probs * weights[:, None]).sum(axis=0) / weights.sum()
+        result.p_fake, result.p_audio_fake, result.p_video_fake = (round(float(x), 6) for x in agg)
+        result.verdict = "fake" if result.p_fake >= self.threshold else "real"
+        result.frame_scores = {"audio": fa, "video": fv, "fps": fps}
+        result.segments = find_segments(fa, fv, fps, self.frame_threshold)
+        result.flags = _merge_flags(last_flags, flags, face_found / len(fa) if face_known else None)
+        result.duration = round(len(fa) / fps, 3)
+        timings["total_s"] = round(time.perf_counter() - t_start, 4)
+        for k in ("decode_prepare_s", "model_s"):
+            timings[k] = round(timings[k], 4)
+        return result
+
+    def __call__(self, path: str | os.PathLike[str]) -> DetectionResult:
+        """Score one file (see `detect`)."""
+        return self.detect(path)
+
+    def batch(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False) -> list[DetectionResult]:
+        """Score several files one after the other; a bad file gets an error result, the rest go on.
+
+        Files are processed sequentially (windows of one file are batched); memory stays that of
+        one file.
+
+        Example:
+            >>> results = det.batch(["a.mp4", "b.mkv"])   # doctest: +SKIP
+            >>> [r.verdict for r in results]              # doctest: +SKIP
+            ['real', 'fake']
+        """
+        paths = list(paths)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it: Iterable[Any] = tqdm(paths, desc="detect", unit="file")
+        else:
+            it = paths
+        return [self.detect(p) for p in it]

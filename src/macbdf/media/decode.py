@@ -1,0 +1,565 @@
+"""Decoding with PyAV (bundled FFmpeg): any container/codec FFmpeg reads.
+
+Video is *streamed*: :func:`iter_video_frames` yields one :class:`DecodedFrame` per target time
+``k / fps`` (the nearest previous source frame, by presentation timestamps), and never converts a
+whole full-resolution frame to RGB. A frame hands out only what the pipeline needs: a small grey (or
+BGR) image for the face detector, and RGB crops cut straight from its YUV planes. Rotation
+metadata (display matrix side data, or the old ``rotate`` tag) is honoured: everything a frame
+hands out is in *display* orientation.
+
+Audio is decoded and resampled by ``av.AudioResampler`` to mono float32 at the target rate, aligned
+so that sample 0 is the time of the first video frame (:class:`AudioReader` streams it; 
+:func:`decode_audio` reads it whole).
+
+Example:
+    >>> from macbdf.media.decode import probe, iter_video_frames   # doctest: +SKIP
+    >>> info = probe("clip.mp4"); info.width, info.height, info.rotation      # doctest: +SKIP
+    (1080, 1920, 90)
+    >>> for k, frame in iter_video_frames("clip.mp4", fps=25.0):              # doctest: +SKIP
+    ...     grey = frame.gray(320)                 # (h, w) uint8, longer side 320, display orientation
+    ...     face = frame.crop((100, 80, 300, 280), 96)   # (96, 96, 3) uint8 RGB
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+import av
+
+# Larger frames are almost always corrupt headers or non-video payloads; refusing them keeps a
+# worker's memory bounded (a 16k x 16k yuv420p frame alone is 400 MB).
+MAX_SIDE = 8192
+# Pixel formats whose planes we crop directly (8-bit 4:2:0, limited range); others go through swscale.
+_I420_FORMATS = {"yuv420p"}
+
+
+class MediaError(Exception):
+    """A file that cannot be prepared; ``str(e)`` is a one-line reason."""
+
+
+@dataclass
+class MediaInfo:
+    """What :func:`probe` learns from a file's headers (no full decode)."""
+
+    path: str
+    width: int                  # display width (after rotation)
+    height: int                 # display height
+    coded_width: int
+    coded_height: int
+    rotation: int               # clockwise degrees applied for display: 0, 90, 180 or 270
+    src_fps: float | None
+    duration: float | None      # seconds, from the container/stream headers
+    video_codec: str
+    pix_fmt: str | None
+    has_audio: bool
+    audio_codec: str | None = None
+    audio_rate: int | None = None
+    audio_channels: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _short(e: BaseException) -> str:
+    """One line, no traceback: FFmpeg errors carry the file name; drop it, keep the reason."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, av.error.FFmpegError) and getattr(e, "strerror", None):
+        msg = e.strerror
+    return msg[:200]
+
+
+def _open(path: str | os.PathLike) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"file not found: {p}")
+    if p.is_dir():
+        raise MediaError(f"is a directory, not a media file: {p}")
+    size = p.stat().st_size
+    if size == 0:
+        raise MediaError("empty file (0 bytes)")
+    try:
+        return av.open(str(p), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise MediaError("not a media file, or truncated (FFmpeg found no valid container)") from None
+    except av.error.FFmpegError as e:
+        raise MediaError(f"cannot open: {_short(e)}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MediaError(f"cannot open: {_short(e)}") from None
+
+
+def _rotation_cw(stream: Any, first_frame: av.VideoFrame | None = None) -> int:
+    """Clockwise display rotation in {0, 90, 180, 270}.
+
+    FFmpeg's display matrix angle (``VideoFrame.rotation``) is counter-clockwise; the legacy
+    ``rotate`` tag is clockwise. Both are rounded to a multiple of 90 (other angles do not occur in
+    practice and would need resampling, not a transpose).
+    """
+    deg = None
+    if first_frame is not None:
+        try:
+            r = first_frame.rotation
+            if r:
+                deg = -float(r)
+        except (AttributeError, ValueError):
+            pass
+    if deg is None:
+        tag = (stream.metadata or {}).get("rotate")
+        if tag:
+            try:
+                deg = float(tag)
+            except ValueError:
+                deg = None
+    if deg is None:
+        return 0
+    return int(round(deg / 90.0)) % 4 * 90
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Read headers (and the first video frame, for its rotation) of a media file.
+
+    Raises:
+        MediaError: missing/empty/non-media file, no video stream, absurd dimensions.
+    """
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError("no video stream (audio-only or data file)")
+        vs = container.streams.video[0]
+        cw, ch = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
+        if cw <= 0 or ch <= 0:
+            raise MediaError("video stream has no dimensions (corrupt header)")
+        if max(cw, ch) > MAX_SIDE:
+            raise MediaError(f"video too large: {cw}x{ch} (max {MAX_SIDE} px per side)")
+        first = None
+        try:
+            for first in container.decode(vs):
+                break
+        except av.error.FFmpegError:
+            first = None
+        rot = _rotation_cw(vs, first)
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        src_fps = float(rate) if rate else None
+        duration = None
+        if vs.duration is not None and vs.time_base is not None:
+            duration = float(vs.duration * vs.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        a = container.streams.audio[0] if container.streams.audio else None
+        w, h = (ch, cw) if rot in (90, 270) else (cw, ch)
+        return MediaInfo(
+            path=str(path), width=w, height=h, coded_width=cw, coded_height=ch, rotation=rot,
+            src_fps=src_fps, duration=duration, video_codec=vs.codec_context.name,
+            pix_fmt=vs.codec_context.pix_fmt, has_audio=a is not None,
+            audio_codec=a.codec_context.name if a is not None else None,
+            audio_rate=int(a.codec_context.sample_rate or 0) if a is not None else None,
+            audio_channels=int(a.codec_context.channels or 0) if a is not None else None,
+        )
+    finally:
+        container.close()
+
+
+class DecodedFrame:
+    """One decoded source frame, held without converting it whole to RGB.
+
+    All coordinates are in *display* orientation (rotation applied) and full source resolution.
+    """
+
+    __slots__ = ("_frame", "rotation", "width", "height", "_cw", "_ch", "_planes", "_gray_cache", "time")
+
+    def __init__(self, frame: av.VideoFrame, rotation: int, time: float):
+        self.rotation = rotation
+        self.time = time
+        self._cw, self._ch = frame.width, frame.height
+        self.width, self.height = (self._ch, self._cw) if rotation in (90, 270) else (self._cw, self._ch)
+        if frame.format.name in _I420_FORMATS:
+            self._frame = frame
+        else:
+            # Other layouts (10-bit, 4:2:2/4:4:4, full-range "j" formats, RGB codecs): one swscale
+            # pass to 8-bit limited-range I420 keeps the fast crop path below exact.
+            self._frame = frame.reformat(format="yuv420p")
+        self._planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._gray_cache: dict[int, np.ndarray] = {}
+
+    def _yuv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._planes is None:
+            out = []
+            for i, p in enumerate(self._frame.planes):
+                # Views into FFmpeg's buffers (no copy); line_size may exceed the visible width.
+                arr = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)
+                out.append(arr[: p.height, : p.width])
+            self._planes = (out[0], out[1], out[2])
+        return self._planes
+
+    def _rotate(self, img: np.ndarray) -> np.ndarray:
+        if self.rotation == 0:
+            return img
+        k = {90: -1, 180: 2, 270: 1}[self.rotation]   # np.rot90 turns counter-clockwise for k > 0
+        return np.ascontiguousarray(np.rot90(img, k))
+
+    def scaled_size(self, max_side: int) -> tuple[int, int, float]:
+        """(w, h, scale) of the display frame downscaled so its longer side is at most max_side."""
+        s = min(1.0, max_side / max(self.width, self.height))
+        return max(1, int(round(self.width * s))), max(1, int(round(self.height * s))), s
+
+    def gray(self, max_side: int) -> np.ndarray:
+        """Luma (Y plane) downscaled to longer side <= max_side, display orientation; uint8 (h, w)."""
+        if max_side in self._gray_cache:
+            return self._gray_cache[max_side]
+        y = self._yuv()[0]
+        s = min(1.0, max_side / max(self._cw, self._ch))
+        if s < 1.0:
+            y = cv2.resize(y, (max(1, round(self._cw * s)), max(1, round(self._ch * s))), interpolation=cv2.INTER_AREA)
+        else:
+            y = np.ascontiguousarray(y)
+        g = self._rotate(y)
+        self._gray_cache[max_side] = g
+        return g
+
+    def bgr(self, max_side: int) -> np.ndarray:
+        """Colour image downscaled to longer side <= max_side, display orientation; uint8 (h, w, 3) BGR."""
+        w, h, _ = self.scaled_size(max_side)
+        cw, ch = (h, w) if self.rotation in (90, 270) else (w, h)
+        img = self._frame.reformat(width=cw, height=ch, format="bgr24").to_ndarray()
+        return self._rotate(img)
+
+    def _coded_rect(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """Display box (x0, y0, x1, y1) -> even-aligned coded-frame rect (may extend past the frame)."""
+        x0, y0, x1, y1 = box
+        W, H = self._cw, self._ch
+        # Display box -> coded (unrotated) box; see _rotate for the direction of each case.
+        if self.rotation == 90:
+            x0, x1, y0, y1 = y0, y1, H - x1, H - x0
+        elif self.rotation == 180:
+            x0, x1, y0, y1 = W - x1, W - x0, H - y1, H - y0
+        elif self.rotation == 270:
+            x0, x1, y0, y1 = W - y1, W - y0, x0, x1
+        # Even coordinates so chroma (half resolution) lines up with luma.
+        ix0, iy0 = int(math.floor(x0 / 2)) * 2, int(math.floor(y0 / 2)) * 2
+        ix1, iy1 = int(math.ceil(x1 / 2)) * 2, int(math.ceil(y1 / 2)) * 2
+        return ix0, iy0, max(ix1, ix0 + 2), max(iy1, iy0 + 2)
+
+    def crop(self, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+        """RGB crop of display box (x0, y0, x1, y1), resized to (size, size, 3) uint8.
+
+        Parts of the box outside the frame are black. Only the box region is colour-converted.
+        """
+        W, H = self._cw, self._ch
+        ix0, iy0, ix1, iy1 = self._coded_rect(box)
+        cx0, cy0 = max(ix0, 0), max(iy0, 0)
+        cx1, cy1 = min(ix1, W - W % 2), min(iy1, H - H % 2)
+        out_w, out_h = ix1 - ix0, iy1 - iy0
+        if cx1 <= cx0 or cy1 <= cy0:
+            rgb = np.zeros((out_h, out_w, 3), np.uint8)
+        else:
+            yp, up, vp = self._yuv()
+            yc = yp[cy0:cy1, cx0:cx1]
+            uc = up[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
+            vc = vp[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
+            h, w = yc.shape
+            # I420 layout = Y (h, w) then U, V (h/2, w/2) each, viewed as a (3h/2, w) image.
+            i420 = np.concatenate([yc.reshape(-1), uc.reshape(-1), vc.reshape(-1)]).reshape(h * 3 // 2, w)
+            rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+            if (cx0, cy0, cx1, cy1) != (ix0, iy0, ix1, iy1):
+                rgb = cv2.copyMakeBorder(rgb, cy0 - iy0, iy1 - cy1, cx0 - ix0, ix1 - cx1,
+                                         cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        rgb = self._rotate(rgb)
+        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
+        return cv2.resize(rgb, (size, size), interpolation=interp)
+
+    def gray_region(self, box: tuple[float, float, float, float], out_side: int) -> tuple[np.ndarray, float, float, float]:
+        """Luma of the display box clipped to the frame, scaled so its longer side is ``out_side``.
+
+        Returns ``(image, scale, x0, y0)``: display pixel = image pixel / scale + (x0, y0).
+        """
+        x0, y0, x1, y1 = box
+        x0, y0 = max(0.0, x0), max(0.0, y0)
+        x1, y1 = min(float(self.width), x1), min(float(self.height), y1)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return np.zeros((0, 0), np.uint8), 1.0, x0, y0
+        ix0, iy0, ix1, iy1 = self._coded_rect((x0, y0, x1, y1))
+        ix1, iy1 = min(ix1, self._cw), min(iy1, self._ch)
+        g = self._rotate(self._yuv()[0][iy0:iy1, ix0:ix1])
+        # Display origin of the (even-aligned) region actually cut.
+        dx0, dy0, _, _ = self._display_rect(ix0, iy0, ix1, iy1)
+        s = out_side / max(g.shape)
+        if s < 1.0:
+            g = cv2.resize(g, (max(1, round(g.shape[1] * s)), max(1, round(g.shape[0] * s))), interpolation=cv2.INTER_AREA)
+            s = g.shape[1] / (ix1 - ix0 if self.rotation in (0, 180) else iy1 - iy0)
+        else:
+            g, s = np.ascontiguousarray(g), 1.0
+        return g, s, dx0, dy0
+
+    def _display_rect(self, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, int, int]:
+        """Coded rect -> display rect (inverse of the mapping in _coded_rect)."""
+        W, H = self._cw, self._ch
+        if self.rotation == 90:
+            return H - y1, x0, H - y0, x1
+        if self.rotation == 180:
+            return W - x1, H - y1, W - x0, H - y0
+        if self.rotation == 270:
+            return y0, W - x1, y1, W - x0
+        return x0, y0, x1, y1
+
+    def mean_luma(self, max_side: int = 160) -> float:
+        return float(self.gray(max_side).mean())
+
+
+def _video_threads() -> int:
+    # Frame threads per decoder; prepare workers set MACBDF_DECODE_THREADS so N workers share the cores.
+    env = os.environ.get("MACBDF_DECODE_THREADS")
+    return int(env) if env and env.isdigit() else 0
+
+
+def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | None = None,
+                      stats: dict[str, Any] | None = None) -> Iterator[tuple[int, DecodedFrame]]:
+    """Yield ``(k, frame)`` for target times ``k / fps`` (k = 0, 1, ...), streaming.
+
+    Each target takes the latest source frame whose timestamp is <= the target time (relative to
+    the first frame), so 30 -> 25 fps drops frames and 22 -> 25 fps repeats them; the same
+    :class:`DecodedFrame` object is yielded again for a repeat. The clip ends at the last frame's
+    timestamp plus one source frame duration. Memory: O(1) frames.
+
+    ``stats`` (optional dict) receives ``rotation``, ``src_frames``, ``src_fps``, ``width``,
+    ``height``, ``truncated`` (+ ``decode_error``) while/after iterating.
+
+    Raises:
+        MediaError: unreadable file, no video stream, no decodable frame, absurd dimensions.
+    """
+    if fps <= 0:
+        raise ValueError("fps must be > 0")
+    stats = {} if stats is None else stats
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MediaError("no video stream (audio-only or data file)")
+        vs = container.streams.video[0]
+        cw, ch = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
+        if max(cw, ch) > MAX_SIDE:
+            raise MediaError(f"video too large: {cw}x{ch} (max {MAX_SIDE} px per side)")
+        vs.thread_type = "AUTO"
+        vs.thread_count = _video_threads()
+        rate = vs.average_rate or vs.guessed_rate
+        src_fps = float(rate) if rate and float(rate) > 0 else None
+        header_dur = None
+        if vs.duration is not None and vs.time_base is not None:
+            header_dur = float(vs.duration * vs.time_base)
+        elif container.duration is not None:
+            header_dur = container.duration / 1e6
+        stats.update(src_fps=src_fps, header_duration=header_dur, truncated=False,
+                     video_codec=vs.codec_context.name)
+
+        k = 0
+        n_src = 0
+        t0: float | None = None
+        prev: DecodedFrame | None = None
+        prev_rel = -1.0
+        step = 1.0 / fps
+        eps = 1e-6
+        frames = container.decode(vs)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                if prev is None:
+                    raise MediaError(f"cannot decode video: {_short(e)}") from None
+                stats.update(truncated=True, decode_error=_short(e))
+                break
+            if frame.width > MAX_SIDE or frame.height > MAX_SIDE:
+                raise MediaError(f"video too large: {frame.width}x{frame.height} (max {MAX_SIDE} px per side)")
+            ts = frame.time
+            if ts is None:
+                ts = (n_src / src_fps) if src_fps else n_src * step
+            if t0 is None:
+                t0 = ts
+                rot = _rotation_cw(vs, frame)
+                stats.update(rotation=rot, t0=ts)
+            rel = ts - t0
+            if rel <= prev_rel:
+                # Out-of-order or duplicate timestamps (broken muxers): keep time monotone.
+                rel = prev_rel + 1e-3
+            cur = DecodedFrame(frame, rot, rel)
+            n_src += 1
+            if prev is None:
+                stats.update(width=cur.width, height=cur.height, pix_fmt=frame.format.name)
+            # Targets strictly before this frame's time take the previous frame.
+            while prev is not None and k * step < rel - eps:
+                yield k, prev
+                k += 1
+                if max_frames is not None and k >= max_frames:
+                    stats.update(src_frames=n_src)
+                    return
+            prev, prev_rel = cur, rel
+        if prev is None:
+            raise MediaError("no decodable video frames (empty or zero-length video stream)")
+        frame_dur = (1.0 / src_fps) if src_fps else step
+        end = prev_rel + frame_dur
+        stats.update(src_frames=n_src, decoded_duration=end)
+        if header_dur and end < 0.9 * header_dur - 0.5:
+            stats.update(truncated=True)
+        while k * step < end - eps or k == 0:
+            yield k, prev
+            k += 1
+            if max_frames is not None and k >= max_frames:
+                return
+    finally:
+        container.close()
+
+
+class AudioReader:
+    """Streams a file's first audio stream as mono float32 at ``sample_rate``.
+
+    Sample 0 is aligned to ``t0`` (the first video frame's timestamp; pass ``None`` to align to
+    the audio's own start). A file without audio reads as silence with ``has_audio = False``.
+    Samples before the current position are dropped with :meth:`discard_before`, so memory stays
+    bounded for long files.
+
+    Example:
+        >>> r = AudioReader("clip.mp4", 16000)              # doctest: +SKIP
+        >>> r.read(0, 16000).shape                           # doctest: +SKIP
+        (16000,)
+    """
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, t0: float | None = None):
+        self.sample_rate = int(sample_rate)
+        self.error: str | None = None
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0          # absolute sample index of _buf[0]
+        self._eof = False
+        self._container = None
+        self._frames: Iterator[Any] | None = None
+        self._skip = 0               # samples to drop at the start (audio starts before video)
+        self._lead = 0               # zeros to insert at the start (audio starts after video)
+        self._started = False
+        self._t0 = t0
+        self.has_audio = False
+        self.src_rate: int | None = None
+        self.src_channels: int | None = None
+        container = _open(path)
+        if not container.streams.audio:
+            container.close()
+            self._eof = True
+            return
+        self._container = container
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        self.has_audio = True
+        self.src_rate = int(stream.codec_context.sample_rate or 0) or None
+        self.src_channels = int(stream.codec_context.channels or 0) or None
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+        self._frames = container.decode(stream)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        self._frames = None
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _append(self, frames: list[av.AudioFrame]) -> None:
+        chunks = [f.to_ndarray().reshape(-1).astype(np.float32, copy=False) for f in frames]
+        chunks = [c for c in chunks if c.size]
+        if not chunks:
+            return
+        data = np.concatenate(chunks)
+        if self._lead:
+            data = np.concatenate([np.zeros(self._lead, np.float32), data])
+            self._lead = 0
+        if self._skip:
+            d = min(self._skip, data.size)
+            data, self._skip = data[d:], self._skip - d
+        if data.size:
+            self._buf = np.concatenate([self._buf, data]) if self._buf.size else data
+
+    def _pull(self) -> None:
+        """Decode one more audio frame into the buffer (or mark EOF)."""
+        if self._eof or self._frames is None:
+            self._eof = True
+            return
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            self._append(self._resampler.resample(None))
+            self._eof = True
+            self.close()
+            return
+        except (av.error.FFmpegError, ValueError) as e:
+            # Broken audio ends the stream early; the rest reads as silence and is flagged.
+            self.error = _short(e)
+            self._eof = True
+            self.close()
+            return
+        if not self._started:
+            self._started = True
+            if self._t0 is not None and frame.time is not None:
+                offset = frame.time - self._t0
+                n = int(round(abs(offset) * self.sample_rate))
+                if offset > 0:
+                    self._lead = n
+                else:
+                    self._skip = n
+        self._append(self._resampler.resample(frame))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (absolute indices; negative or past-the-end reads as zeros)."""
+        out = np.zeros(max(0, stop - start), np.float32)
+        while not self._eof and self._buf_start + self._buf.size < stop:
+            self._pull()
+        a, b = max(start, self._buf_start), min(stop, self._buf_start + self._buf.size)
+        if b > a:
+            out[a - start: b - start] = self._buf[a - self._buf_start: b - self._buf_start]
+        return out
+
+    def discard_before(self, index: int) -> None:
+        """Free samples before absolute index ``index``."""
+        d = index - self._buf_start
+        if d > 0:
+            d = min(d, self._buf.size)
+            self._buf = self._buf[d:].copy()
+            self._buf_start += d
+
+    def read_all(self) -> np.ndarray:
+        """Everything from the current buffer start to the end of the stream."""
+        while not self._eof:
+            self._pull()
+        return self._buf.copy()
+
+
+def decode_audio(path: str | os.PathLike, sample_rate: int = 16000, t0: float | None = None) -> tuple[np.ndarray, bool]:
+    """Whole audio track as mono float32 at ``sample_rate``; ``(audio, has_audio)``.
+
+    A file without audio gives ``(zeros(0), False)``.
+
+    Example:
+        >>> audio, has_audio = decode_audio("clip.mp4", 16000)   # doctest: +SKIP
+    """
+    with AudioReader(path, sample_rate, t0=t0) as r:
+        return r.read_all(), r.has_audio
+
+
+def video_start_time(path: str | os.PathLike) -> float | None:
+    """Timestamp (s) of the first decoded video frame, for aligning audio to video."""
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            return None
+        for f in container.decode(container.streams.video[0]):
+            return f.time
+        return None
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()

@@ -1,0 +1,305 @@
+"""One video file -> aligned face crops and log-mel (the per-file API of the media pipeline).
+
+``prepare_file`` gives the whole clip (or its first ``max_frames`` frames); ``iter_windows`` gives
+consecutive windows of a long video with bounded memory, the face track continuing across windows.
+Both stream the video once: frames are decoded, resampled to ``cfg.fps`` by timestamps, the face
+detector runs on every ``cfg.detect_every``-th frame downscaled to ``cfg.detect_max_side``, and a
+short buffer (``FaceTracker.delay`` frames) waits for the following detections so boxes can be
+interpolated and smoothed before the crops are cut.
+
+Example:
+    >>> from macbdf.config import PreprocessConfig
+    >>> clip = prepare_file("talk.mp4", PreprocessConfig())        # doctest: +SKIP
+    >>> clip.frames.shape, clip.logmel.shape, clip.flags           # doctest: +SKIP
+    ((250, 96, 96, 3), (1000, 64), [])
+    >>> for w in iter_windows("long.mp4", PreprocessConfig(), 64):  # doctest: +SKIP
+    ...     print(w.start_frame, w.frames.shape[0])
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from macbdf.config import PreprocessConfig
+from macbdf.media.audio import log_mel_from_reader
+from macbdf.media.decode import AudioReader, MediaError, iter_video_frames
+from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
+
+__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
+           "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS"]
+
+FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
+LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
+SHORT_SECONDS = 1.0        # clips shorter than this -> short
+SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
+FULL_SCAN_S = 0.8          # full-frame face search at least this often (s); region search between
+ROI_CONTEXT = 1.2          # region search: tracked face side x this on each side of its centre
+ROI_SIDE = 128             # region search image's longer side (pixels)
+
+
+@dataclass
+class PreparedClip:
+    """Aligned model inputs of one clip (or one window of a long clip).
+
+    frames: uint8 (T, S, S, 3) RGB face crops at ``fps``.
+    logmel: float32 (T * mel_per_frame, n_mels), Eq. 1.
+    start_frame: index (at ``fps``) of ``frames[0]`` in the whole video.
+    flags: ``no_audio``, ``no_face``, ``face_partial``, ``short``, ``rotated``, ``low_light``,
+        ``silent_audio``, ``truncated``, ``audio_error``.
+    info: source facts (src_fps, width, height, rotation, face_coverage, ...).
+    """
+
+    frames: np.ndarray
+    logmel: np.ndarray
+    fps: float
+    duration: float
+    start_frame: int = 0
+    flags: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+_DEFAULT_DETECTOR: FaceDetector | None = None
+
+
+def default_face_detector() -> FaceDetector:
+    """The per-process Haar detector (loaded once; cascades take ~50 ms to parse)."""
+    global _DEFAULT_DETECTOR
+    if _DEFAULT_DETECTOR is None:
+        _DEFAULT_DETECTOR = create_face_detector(None)
+    return _DEFAULT_DETECTOR
+
+
+class _CropStream:
+    """Decode -> detect on key frames -> track with a fixed delay -> crops, one per target frame."""
+
+    def __init__(self, path: str | os.PathLike, cfg: PreprocessConfig, detector: FaceDetector,
+                 max_frames: int | None):
+        self.path, self.cfg, self.detector, self.max_frames = path, cfg, detector, max_frames
+        self.stats: dict[str, Any] = {}
+        self.tracker: FaceTracker | None = None
+        self.luma: list[float] = []
+        self.detect_errors = 0
+        self._roi_missed = False
+        self.full_every = max(1, int(round(FULL_SCAN_S * cfg.fps / max(1, cfg.detect_every))))
+
+    def _detect(self, k: int, frame: Any) -> None:
+        cfg = self.cfg
+        tracker = self.tracker
+        assert tracker is not None
+        recent = tracker.recent_face(k)
+        keyframe = k // tracker.detect_every
+        # Around a face tracked at the previous key frame, search only a small region at the
+        # expected scale; a full-frame scan still runs at least every FULL_SCAN_S seconds (new or
+        # larger faces, scene cuts) and right after a region search misses.
+        if (recent is not None and getattr(self.detector, "supports_size_hint", False)
+                and keyframe % self.full_every != 0 and not self._roi_missed):
+            cx, cy, side = (float(v) for v in recent)
+            half = ROI_CONTEXT * side
+            img, scale, ox, oy = frame.gray_region((cx - half, cy - half, cx + half, cy + half), ROI_SIDE)
+            expect = side * scale
+            try:
+                dets = np.asarray(self.detector.detect(img, min_size=max(12, int(0.6 * expect)),
+                                                       max_size=int(1.7 * expect) + 1), np.float32).reshape(-1, 5).copy()
+            except cv2.error:
+                self.detect_errors += 1
+                dets = np.zeros((0, 5), np.float32)
+            dets[:, :4] /= scale
+            dets[:, 0] += ox
+            dets[:, 1] += oy
+            self._roi_missed = len(dets) == 0
+            tracker.add(k, dets)
+            return
+        if self.detector.needs_color:
+            img = frame.bgr(cfg.detect_max_side)
+        else:
+            img = frame.gray(cfg.detect_max_side)
+        scale = img.shape[1] / frame.width
+        gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        self.luma.append(float(gray.mean()))
+        try:
+            dets = np.asarray(self.detector.detect(img), np.float32).reshape(-1, 5).copy()
+        except cv2.error:
+            # A detector failure on one frame is a miss, not a failed file.
+            self.detect_errors += 1
+            dets = np.zeros((0, 5), np.float32)
+        dets[:, :4] /= scale
+        self._roi_missed = False
+        tracker.add(k, dets)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
+        cfg = self.cfg
+        size = int(cfg.face_size)
+        buf: deque[tuple[int, Any]] = deque()
+        for k, frame in iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats):
+            if self.tracker is None:
+                self.tracker = FaceTracker(frame.width, frame.height, detect_every=cfg.detect_every,
+                                           margin=cfg.face_margin, fps=cfg.fps)
+            if k % self.tracker.detect_every == 0:
+                self._detect(k, frame)
+            buf.append((k, frame))
+            while buf and buf[0][0] <= k - self.tracker.delay:
+                kk, f = buf.popleft()
+                box, found = self.tracker.box(kk)
+                yield kk, f.crop(box, size), found
+            if k % 100 == 0 and buf:
+                self.tracker.forget_before(buf[0][0])
+        while buf:
+            kk, f = buf.popleft()
+            assert self.tracker is not None
+            box, found = self.tracker.box(kk)
+            yield kk, f.crop(box, size), found
+
+
+def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
+           logmel_peak_silent: bool) -> tuple[list[str], dict[str, Any]]:
+    st = stream.stats
+    coverage = float(found.mean()) if found.size else 0.0
+    flags: list[str] = []
+    if not reader.has_audio:
+        flags.append("no_audio")
+    elif reader.error:
+        flags.append("audio_error")
+    elif logmel_peak_silent:
+        flags.append("silent_audio")
+    if coverage == 0.0:
+        flags.append("no_face")
+    elif coverage < FACE_PARTIAL_BELOW:
+        flags.append("face_partial")
+    if duration < SHORT_SECONDS:
+        flags.append("short")
+    if st.get("rotation", 0):
+        flags.append("rotated")
+    luma = float(np.mean(stream.luma)) if stream.luma else None
+    if luma is not None and luma < LOW_LIGHT_LUMA:
+        flags.append("low_light")
+    if st.get("truncated"):
+        flags.append("truncated")
+    info = {
+        "src_fps": st.get("src_fps"), "src_frames": st.get("src_frames"), "width": st.get("width"),
+        "height": st.get("height"), "rotation": st.get("rotation", 0), "pix_fmt": st.get("pix_fmt"),
+        "video_codec": st.get("video_codec"), "face_coverage": round(coverage, 4),
+        "mean_luma": None if luma is None else round(luma, 2), "has_audio": reader.has_audio,
+        "audio_rate": reader.src_rate, "audio_channels": reader.src_channels,
+        "keyframes": stream.tracker.n_keyframes if stream.tracker else 0,
+        "keyframes_with_face": stream.tracker.n_keyframes_hit if stream.tracker else 0,
+    }
+    for key in ("decode_error", "header_duration"):
+        if st.get(key) is not None:
+            info[key] = st[key]
+    if reader.error:
+        info["audio_error"] = reader.error
+    if stream.detect_errors:
+        info["detect_errors"] = stream.detect_errors
+    return flags, info
+
+
+def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int | None,
+                face_detector: FaceDetector | None, max_frames: int | None) -> Iterator[PreparedClip]:
+    detector = face_detector if face_detector is not None else default_face_detector()
+    stream = _CropStream(path, cfg, detector, max_frames)
+    mpf = cfg.mel_per_frame
+    reader: AudioReader | None = None
+    crops: list[np.ndarray] = []
+    found: list[bool] = []
+    start = 0
+    peak = [0.0]
+
+    def emit(final: bool) -> PreparedClip:
+        nonlocal reader, crops, found, start
+        if reader is None:
+            # Opened after the first video frame so audio sample 0 = first video frame's time.
+            reader = AudioReader(path, cfg.sample_rate, t0=stream.stats.get("t0"))
+        n = len(crops)
+        frames = np.stack(crops) if crops else np.zeros((0, cfg.face_size, cfg.face_size, 3), np.uint8)
+        logmel = log_mel_from_reader(reader, cfg, start * mpf, n * mpf) if n else np.zeros((0, cfg.n_mels), np.float32)
+        # Peak of the samples this window covered, then free them (bounded memory on long files).
+        lo = int(start * cfg.sample_rate / cfg.fps)
+        hi = int((start + n) * cfg.sample_rate / cfg.fps)
+        if reader.has_audio and hi > lo:
+            peak[0] = max(peak[0], float(np.abs(reader.read(lo, hi)).max()))
+        reader.discard_before(hi - 2 * max(cfg.n_fft, 1024))
+        duration = n / cfg.fps
+        if final and start == 0 and max_frames is None and stream.stats.get("decoded_duration"):
+            # Whole clip: the true end (last frame time + one source frame) rather than T / fps.
+            duration = min(float(stream.stats["decoded_duration"]), duration + 1.0 / cfg.fps)
+        total = max(duration, (start + n) / cfg.fps)
+        flags, info = _flags(stream, np.asarray(found, bool), total, reader,
+                             reader.has_audio and peak[0] < SILENT_PEAK)
+        clip = PreparedClip(frames=frames, logmel=logmel, fps=float(cfg.fps), duration=float(duration),
+                            start_frame=start, flags=flags, info=info)
+        start += n
+        crops, found = [], []
+        return clip
+
+    try:
+        for k, crop, ok in stream:
+            crops.append(crop)
+            found.append(ok)
+            if window_frames is not None and len(crops) >= window_frames:
+                yield emit(final=False)
+        if crops or start == 0:
+            if not crops and start == 0:
+                raise MediaError("no decodable video frames")
+            yield emit(final=True)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detector: FaceDetector | None = None,
+                 max_frames: int | None = None) -> PreparedClip:
+    """Decode ``path`` and return its aligned face crops and log-mel.
+
+    Args:
+        path: any video file FFmpeg reads.
+        cfg: preprocessing settings (fps, face size/margin, detector cadence, log-mel).
+        face_detector: a detector (see :mod:`macbdf.media.face`); default: the Haar cascade.
+        max_frames: stop after this many frames (at ``cfg.fps``).
+
+    Returns:
+        PreparedClip with ``frames`` (T, S, S, 3) uint8 and ``logmel`` (T * mel_per_frame, n_mels).
+
+    Raises:
+        MediaError: the file cannot be prepared (one-line reason in ``str(e)``). A missing audio
+            stream or face is *not* an error: the clip gets silence / a centre crop and a flag.
+
+    Example:
+        >>> clip = prepare_file("talk.mp4", PreprocessConfig(), max_frames=50)   # doctest: +SKIP
+        >>> clip.logmel.shape[0] == clip.frames.shape[0] * PreprocessConfig().mel_per_frame  # doctest: +SKIP
+        True
+    """
+    try:
+        clips = list(_iter_clips(path, cfg, None, face_detector, max_frames))
+    except MediaError:
+        raise
+    except MemoryError:
+        raise MediaError("out of memory while decoding") from None
+    except (ValueError, RuntimeError, OSError) as e:
+        # Decoder/container oddities PyAV reports as generic errors: keep them one line.
+        raise MediaError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]) from None
+    return clips[0]
+
+
+def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int, *,
+                 face_detector: FaceDetector | None = None) -> Iterator[PreparedClip]:
+    """Consecutive windows of ``window_frames`` frames (the last may be shorter), bounded memory.
+
+    The face track and the audio stream continue across windows, so concatenating the windows
+    gives the same frames and log-mel as :func:`prepare_file` on the whole file. Flags that need
+    the whole file (``short``, ``no_face``) describe what has been seen so far.
+
+    Example:
+        >>> n = sum(w.num_frames for w in iter_windows("long.mp4", PreprocessConfig(), 100))  # doctest: +SKIP
+    """
+    if window_frames < 1:
+        raise ValueError("window_frames must be >= 1")
+    yield from _iter_clips(path, cfg, window_frames, face_detector, None)

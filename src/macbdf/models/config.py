@@ -1,0 +1,173 @@
+"""`ModelConfig`: every architectural and loss setting of MACB-DF in one typed dataclass.
+
+The config is saved next to the weights (``config.json`` -> ``{"model": cfg.to_dict()}``) and carries
+the `PreprocessConfig` the model expects, so a checkpoint always knows how its input was prepared.
+
+Example:
+    >>> from macbdf.models.config import ModelConfig
+    >>> cfg = ModelConfig(name="mine", dim=64, ms_depth=2)
+    >>> ModelConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from macbdf.config import PreprocessConfig
+
+MODALITIES = ("av", "audio", "video")
+FUSIONS = ("macb", "concat")
+MS_DEPTHS = (0, 2, 4, 6, 8)  # the paper's sweep; other non-negative depths are accepted too
+
+
+@dataclass
+class ModelConfig:
+    # identity
+    name: str = "custom"
+    description: str = ""
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    # input window and token layout (§3.1)
+    num_frames: int = 16            # T: frames per training/inference window
+    dim: int = 64                   # C: token / channel width shared by both streams
+    video_depth: int = 2            # transformer blocks of E_v (divided space-time attention)
+    audio_depth: int = 2            # transformer blocks of E_a
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    patch_size: int = 16            # video spatial patch side (pixels); faces are padded to a multiple
+    tubelet: int = 2                # frames per video token; also the audio patch's time span (in frames)
+    audio_patch_mels: int = 16      # mel bins per audio patch; mel axis padded to a multiple
+    dropout: float = 0.0            # dropout inside attention / FFN blocks
+    drop_head: float = 0.2          # dropout between the layers of the progressive classifier (§3.4)
+
+    # multi-scale feature extraction and fusion (§3.2.3-3.2.4)
+    ms_depth: int = 2               # number of MSTLKA/MFTLKA blocks (paper sweeps 0,2,4,6,8; best 6)
+    lka_specs: tuple[tuple[int, int], ...] = ((7, 2), (14, 3), (21, 3))  # (K, d) per channel group (Eq. 15)
+    gsau_kernel: int = 3            # depthwise gate kernel of GSAU-video / GSAU-2D
+    layer_scale_init: float = 0.1   # lambda_1, lambda_2 of Eq. 12/14 (learnable, "initialised small")
+
+    # RFMF (§3.3)
+    rfmf_depth: int = 1
+    # classifier (§3.4): hidden widths of the progressive MLP as fractions of dim
+    head_widths: tuple[float, ...] = (0.5, 0.25)
+
+    # contrastive learning (§3.2.1)
+    contrast_dim: int = 32          # dimension of the unified (L2-normalised) space
+    queue_size: int = 256           # FIFO memory of negatives per modality
+    k_neg: int = 16                 # K nearest non-matching negatives per anchor (Eq. 2, 7)
+    margin: float = 0.1             # m of Eq. 2/7, subtracted from the negative logits as m/tau
+    tau0: float = 0.07              # tau_0 of Eq. 4
+    tau_min: float = 0.02           # tau is clamped to [tau_min, tau_max]
+    tau_max: float = 0.5
+    temp_hidden: int = 16           # width of f_theta (Eq. 3) and of the gamma MLP / state (Eq. 5)
+
+    # adaptive clustering and fusion weights (§3.2.2)
+    cluster_k_choices: tuple[int, ...] = (2, 3, 4)  # K chosen per modality by silhouette
+    cluster_bank_size: int = 512    # memory bank of projections used for re-clustering
+    cluster_every: int = 50         # training forwards between automatic re-clusterings
+    cluster_beta: float = 0.5       # beta of Eq. 9 (Mahalanobis vs cosine)
+    fusion_gamma: float = 0.5       # gamma of Eq. 10 (attention vs inverse distance)
+    cov_shrinkage: float = 0.1      # Ledoit-Wolf style shrinkage towards a scaled identity
+
+    # variants (ablations / baselines)
+    modality: str = "av"            # "av" | "audio" | "video"
+    fusion: str = "macb"            # "macb" | "concat"
+    use_contrastive: bool = True    # L_C on/off (Table 2, "w/o L_C")
+    use_intra: bool = True          # L_vv, L_aa on/off ("w/o L_intra")
+    use_cross: bool = True          # L_av, L_va on/off ("w/o L_cross")
+    use_fusion_weights: bool = True  # Eq. 9-10 weights on/off ("w/o w": fixed 0.5/0.5)
+
+    # loss weights: total = multimodal + unimodal_a + unimodal_v + lambda_frame*frames + lambda_c*L_C
+    lambda_frame: float = 1.0
+    lambda_c: float = 0.1
+
+    # optional user-supplied encoder weights (safetensors files); never downloaded
+    pretrained_video: str | None = None
+    pretrained_audio: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.preprocess, dict):
+            self.preprocess = PreprocessConfig.from_dict(self.preprocess)
+        # JSON round-trips tuples as lists; keep tuples so equality and hashing behave.
+        self.lka_specs = tuple(tuple(int(v) for v in s) for s in self.lka_specs)  # type: ignore[assignment]
+        self.head_widths = tuple(float(v) for v in self.head_widths)
+        self.cluster_k_choices = tuple(int(v) for v in self.cluster_k_choices)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def uses_audio(self) -> bool:
+        return self.modality in ("av", "audio")
+
+    @property
+    def uses_video(self) -> bool:
+        return self.modality in ("av", "video")
+
+    @property
+    def contrastive_active(self) -> bool:
+        """L_C is computed only with both streams, the MACB fusion and the switch on."""
+        return self.use_contrastive and self.modality == "av" and (self.use_intra or self.use_cross)
+
+    @property
+    def fusion_weights_active(self) -> bool:
+        return self.use_fusion_weights and self.modality == "av" and self.fusion == "macb"
+
+    def validate(self) -> "ModelConfig":
+        """Raise ValueError with a one-line reason when a setting is out of range."""
+        problems = []
+        if self.modality not in MODALITIES:
+            problems.append(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.fusion not in FUSIONS:
+            problems.append(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        for k in ("num_frames", "dim", "heads", "patch_size", "tubelet", "audio_patch_mels", "contrast_dim",
+                  "queue_size", "k_neg", "cluster_bank_size", "cluster_every", "temp_hidden"):
+            if int(getattr(self, k)) < 1:
+                problems.append(f"{k} must be >= 1")
+        for k in ("video_depth", "audio_depth", "ms_depth", "rfmf_depth"):
+            if int(getattr(self, k)) < 0:
+                problems.append(f"{k} must be >= 0")
+        if self.dim % self.heads:
+            problems.append(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if len(self.lka_specs) < 1 or len(self.lka_specs) > self.dim:
+            problems.append("lka_specs needs between 1 and dim (K, d) pairs")
+        for kk, d in self.lka_specs:
+            if kk < 1 or d < 1:
+                problems.append(f"lka_specs entries need K >= 1 and d >= 1, got {(kk, d)}")
+        if not (0 < self.tau_min <= self.tau0 <= self.tau_max):
+            problems.append("need 0 < tau_min <= tau0 <= tau_max")
+        if not (0.0 <= self.cluster_beta <= 1.0 and 0.0 <= self.fusion_gamma <= 1.0):
+            problems.append("cluster_beta and fusion_gamma must lie in [0, 1]")
+        if any(k < 2 for k in self.cluster_k_choices) or not self.cluster_k_choices:
+            problems.append("cluster_k_choices must be non-empty with every K >= 2")
+        if not (0.0 <= self.cov_shrinkage <= 1.0):
+            problems.append("cov_shrinkage must lie in [0, 1]")
+        if problems:
+            raise ValueError(f"invalid ModelConfig {self.name!r}: " + "; ".join(problems))
+        return self
+
+    def replace(self, **overrides: Any) -> "ModelConfig":
+        """A copy with some fields changed (unknown names raise a clear error)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s): {', '.join(unknown)}")
+        if isinstance(overrides.get("preprocess"), dict):
+            overrides["preprocess"] = PreprocessConfig.from_dict(overrides["preprocess"])
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lka_specs"] = [list(s) for s in self.lka_specs]
+        d["head_widths"] = list(self.head_widths)
+        d["cluster_k_choices"] = list(self.cluster_k_choices)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Build from `to_dict()` output; unknown keys (from newer versions) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if isinstance(kw.get("preprocess"), dict):
+            kw["preprocess"] = PreprocessConfig.from_dict(kw["preprocess"])
+        return cls(**kw)

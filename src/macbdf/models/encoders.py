@@ -1,0 +1,253 @@
+"""§3.1 feature extraction: the video encoder E_v and the audio encoder E_a.
+
+Token layout (chosen for CPU speed, see benchmarks/model_speed.py):
+
+* video: tubelets of ``tubelet`` frames x ``patch_size``^2 pixels -> tokens (B, T', h*w, C) with
+  T' = ceil(T / tubelet); blocks use *divided* space-time attention (temporal attention over T' per
+  spatial site, then spatial attention over h*w per time step, then an FFN), so the cost grows
+  linearly with the clip length and the per-frame spatial map (B, C, T', h, w) is kept.
+* audio: log-mel patches spanning the same ``tubelet`` frames in time (tubelet * mel_per_frame mel
+  frames) x ``audio_patch_mels`` mel bins -> tokens (B, T', F', C) on the *same* time axis T' as the
+  video, with full self-attention over the T'*F' tokens; the time x frequency map (B, C, T', F') is kept.
+
+Odd sizes (T not a multiple of the tubelet, faces or mel bands not multiples of the patch) are padded;
+learned positional embeddings are interpolated when the grid differs from the configured one.
+
+Example:
+    >>> import torch
+    >>> from macbdf.models.registry import get_model_config
+    >>> cfg = get_model_config("tiny")
+    >>> enc = VideoEncoder(cfg)
+    >>> tokens, valid = enc(torch.rand(2, 8, 3, 96, 96), torch.ones(2, 8, dtype=torch.bool))
+    >>> tuple(tokens.shape)   # (B, T', h*w, C)
+    (2, 4, 9, 32)
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from macbdf.models.config import ModelConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over (N, L, C) with an optional key-validity mask (N, L)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+        mask = None if key_valid is None else key_valid[:, None, None, :]  # (N, 1, 1, L) True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(rearrange(y, "n h l d -> n l (h d)"))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, ratio: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        hidden = max(1, int(round(dim * ratio)))
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block (self-attention + FFN) over (N, L, C)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio, dropout)
+
+    def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), key_valid)
+        return x + self.mlp(self.norm2(x))
+
+
+class DividedSTBlock(nn.Module):
+    """Divided space-time attention (TimeSformer style) + FFN over video tokens (B, T', N, C)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm_t = nn.LayerNorm(dim)
+        self.attn_t = Attention(dim, heads, dropout)
+        self.norm_s = nn.LayerNorm(dim)
+        self.attn_s = Attention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_ratio, dropout)
+
+    def forward(self, x: Tensor, time_valid: Tensor | None = None) -> Tensor:
+        b, t, n, _ = x.shape
+        xt = rearrange(x, "b t n c -> (b n) t c")
+        kv = None if time_valid is None else time_valid.repeat_interleave(n, dim=0)  # (b*n, t)
+        xt = xt + self.attn_t(self.norm_t(xt), kv)
+        x = rearrange(xt, "(b n) t c -> (b t) n c", b=b)
+        x = x + self.attn_s(self.norm_s(x))
+        x = x + self.mlp(self.norm2(x))
+        return rearrange(x, "(b t) n c -> b t n c", b=b)
+
+
+def _interp_1d(pos: Tensor, length: int) -> Tensor:
+    """Resize a (L0, C) learned embedding to (length, C) by linear interpolation."""
+    if pos.shape[0] == length:
+        return pos
+    return F.interpolate(pos.t()[None], size=length, mode="linear", align_corners=False)[0].t()
+
+
+def _interp_2d(pos: Tensor, grid: tuple[int, int], new: tuple[int, int]) -> Tensor:
+    """Resize a (h0*w0, C) learned embedding to (h*w, C) bilinearly."""
+    if tuple(grid) == tuple(new):
+        return pos
+    p = rearrange(pos, "(h w) c -> 1 c h w", h=grid[0], w=grid[1])
+    p = F.interpolate(p, size=new, mode="bilinear", align_corners=False)
+    return rearrange(p, "1 c h w -> (h w) c")
+
+
+def time_tokens_valid(frame_mask: Tensor, tubelet: int, t_tokens: int) -> Tensor:
+    """(B, T) frame validity -> (B, T') token validity (a token is valid if any of its frames is).
+
+    The first token is always marked valid so that attention never sees an all-masked row.
+    """
+    b, t = frame_mask.shape
+    m = F.pad(frame_mask.bool(), (0, t_tokens * tubelet - t), value=False)
+    valid = m.view(b, t_tokens, tubelet).any(-1)
+    valid[:, 0] = True
+    return valid
+
+
+class VideoEncoder(nn.Module):
+    """E_v: tubelet tokens + divided space-time attention blocks; output tokens (B, T', h*w, C)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c = cfg.dim
+        self.tubelet, self.patch = cfg.tubelet, cfg.patch_size
+        self.embed = nn.Linear(3 * cfg.tubelet * cfg.patch_size ** 2, c)
+        g = math.ceil(cfg.preprocess.face_size / cfg.patch_size)
+        self.grid = (g, g)
+        self.pos_space = nn.Parameter(torch.randn(g * g, c) * 0.02)
+        self.pos_time = nn.Parameter(torch.randn(math.ceil(cfg.num_frames / cfg.tubelet), c) * 0.02)
+        self.blocks = nn.ModuleList(DividedSTBlock(c, cfg.heads, cfg.mlp_ratio, cfg.dropout)
+                                    for _ in range(cfg.video_depth))
+        self.norm = nn.LayerNorm(c)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
+
+    def forward(self, video: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """video (B, T, 3, S, S) in [0, 1], frame_mask (B, T) -> tokens (B, T', h*w, C), valid (B, T')."""
+        b, t, _, hh, ww = video.shape
+        x = (video - self.mean) / self.std
+        x = x * frame_mask[:, :, None, None, None].to(x.dtype)  # padded frames contribute zeros
+        tp, hp, wp = (math.ceil(t / self.tubelet), math.ceil(hh / self.patch), math.ceil(ww / self.patch))
+        x = F.pad(x, (0, wp * self.patch - ww, 0, hp * self.patch - hh, 0, 0, 0, tp * self.tubelet - t))
+        x = rearrange(x, "b (t pt) c (h ph) (w pw) -> b t (h w) (pt c ph pw)",
+                      pt=self.tubelet, ph=self.patch, pw=self.patch)
+        x = self.embed(x)
+        x = x + _interp_2d(self.pos_space, self.grid, (hp, wp))[None, None]
+        x = x + _interp_1d(self.pos_time, tp)[None, :, None]
+        valid = time_tokens_valid(frame_mask, self.tubelet, tp)
+        for blk in self.blocks:
+            x = blk(x, valid)
+        return self.norm(x), valid
+
+
+def normalise_logmel(audio: Tensor, valid_rows: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-sample standardisation over the valid (time, mel) region; padded rows become 0.
+
+    audio (B, L, F), valid_rows (B, L) bool. Constant inputs map to 0 (no division by zero).
+    """
+    w = valid_rows[:, :, None].to(audio.dtype)
+    n = (w.sum(dim=(1, 2), keepdim=True) * audio.shape[-1]).clamp_min(1.0)
+    mean = (audio * w).sum(dim=(1, 2), keepdim=True) / n
+    var = (((audio - mean) * w) ** 2).sum(dim=(1, 2), keepdim=True) / n
+    return (audio - mean) / torch.sqrt(var + eps) * w
+
+
+class AudioEncoder(nn.Module):
+    """E_a: (time x mel) log-mel patches + full self-attention; output tokens (B, T', F', C)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c = cfg.dim
+        self.tubelet = cfg.tubelet
+        self.mpf = cfg.preprocess.mel_per_frame
+        self.pt = cfg.tubelet * self.mpf          # mel frames per patch (one video token's span)
+        self.pf = cfg.audio_patch_mels
+        self.embed = nn.Linear(self.pt * self.pf, c)
+        self.n_freq = math.ceil(cfg.preprocess.n_mels / self.pf)
+        self.pos_freq = nn.Parameter(torch.randn(self.n_freq, c) * 0.02)
+        self.pos_time = nn.Parameter(torch.randn(math.ceil(cfg.num_frames / cfg.tubelet), c) * 0.02)
+        self.blocks = nn.ModuleList(Block(c, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.audio_depth))
+        self.norm = nn.LayerNorm(c)
+
+    def forward(self, audio: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """audio (B, L, n_mels) log-mel with L ~ T*mel_per_frame, frame_mask (B, T) -> (B, T', F', C), (B, T')."""
+        b, t = frame_mask.shape
+        tp = math.ceil(t / self.tubelet)
+        length = tp * self.pt
+        # align the mel axis to the frame axis: crop or zero-pad to T' * tubelet * mel_per_frame rows
+        x = audio[:, :length]
+        x = F.pad(x, (0, 0, 0, length - x.shape[1]))
+        rows_valid = F.pad(frame_mask.bool(), (0, tp * self.tubelet - t)).repeat_interleave(self.mpf, dim=1)
+        rows_valid = rows_valid & (torch.arange(length, device=x.device) < audio.shape[1])[None]
+        x = normalise_logmel(x, rows_valid)
+        fp = math.ceil(x.shape[-1] / self.pf)
+        x = F.pad(x, (0, fp * self.pf - x.shape[-1]))
+        x = rearrange(x, "b (t pt) (f pf) -> b t f (pt pf)", pt=self.pt, pf=self.pf)
+        x = self.embed(x)
+        x = x + _interp_1d(self.pos_freq, fp)[None, None] + _interp_1d(self.pos_time, tp)[None, :, None]
+        valid = time_tokens_valid(frame_mask, self.tubelet, tp)
+        kv = valid.repeat_interleave(fp, dim=1)  # (B, T'*F') matches "b (t f) c"
+        x = rearrange(x, "b t f c -> b (t f) c")
+        for blk in self.blocks:
+            x = blk(x, kv)
+        return rearrange(self.norm(x), "b (t f) c -> b t f c", t=tp), valid
+
+
+def load_pretrained(module: nn.Module, path: str | Path, what: str) -> tuple[list[str], list[str]]:
+    """Load user-supplied safetensors weights into an encoder; returns (missing, unexpected) keys.
+
+    Keys may carry a prefix such as ``video_encoder.`` (a whole MACB-DF checkpoint) which is stripped.
+    Raises FileNotFoundError / ValueError with a one-line reason when the file does not fit.
+
+    Example:
+        >>> # load_pretrained(model.video_encoder, "my_video_encoder.safetensors", "video")
+    """
+    from safetensors.torch import load_file
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"pretrained {what} weights not found: {p}")
+    try:
+        state = load_file(str(p))
+    except Exception as exc:  # corrupt / not safetensors
+        raise ValueError(f"cannot read pretrained {what} weights {p}: {exc}") from None
+    own = module.state_dict()
+    for prefix in (f"{what}_encoder.", "encoder.", "module.", ""):
+        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if any(k in own for k in sub):
+            break
+    else:
+        raise ValueError(f"no tensor in {p} matches the {what} encoder's parameter names")
+    bad = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in sub.items() if k in own and v.shape != own[k].shape]
+    if bad:
+        raise ValueError(f"pretrained {what} weights {p} do not fit the config: {bad[0]} (and {len(bad) - 1} more)")
+    result = module.load_state_dict({k: v for k, v in sub.items() if k in own}, strict=False)
+    return list(result.missing_keys), [k for k in sub if k not in own]

@@ -1,0 +1,129 @@
+"""Training objectives of MACB-DF: Eq. 19-20 (BCE), Eq. 2-8 (L_C), combined by `MACBCriterion.total`.
+
+`MACBCriterion` is an nn.Module: it owns the learnable adaptive-temperature networks (Eq. 3-6) and
+the FIFO negative queues (buffers). Optimise ``list(model.parameters()) + list(criterion.parameters())``
+and save ``criterion.state_dict()`` with the run. Call ``criterion.train()`` / ``.eval()`` together
+with the model: the temperature state and the queues only move in training mode.
+
+Example:
+    >>> from macbdf.models.registry import create_model
+    >>> model = create_model("tiny"); crit = MACBCriterion(model.config)
+    >>> batch = model.dummy_batch(batch_size=4)
+    >>> losses = crit(model(batch), batch)
+    >>> sorted(k for k in losses if not k.startswith("log_"))
+    ['contrastive', 'frame_audio', 'frame_video', 'multimodal', 'unimodal_audio', 'unimodal_video']
+    >>> crit.total(losses).backward()
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from macbdf.models.config import ModelConfig
+from macbdf.models.contrastive import AdaptiveTemperature, contrast_keys, cross_modal_loss, supcon_loss
+
+LOSS_KEYS = ("multimodal", "unimodal_audio", "unimodal_video", "frame_audio", "frame_video", "contrastive")
+
+
+def sample_bce(logit: Tensor, target: Tensor) -> Tensor:
+    """Eq. 19: mean binary cross-entropy of sigmoid(logit) against {0,1} targets (computed in fp32)."""
+    return F.binary_cross_entropy_with_logits(logit.float(), target.float())
+
+
+def frame_bce(logit: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Eq. 20: BCE over the valid frames only (mask (B, T) bool); mean over the valid frames."""
+    per = F.binary_cross_entropy_with_logits(logit.float(), target.float(), reduction="none")
+    m = mask.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp_min(1.0)
+
+
+class NegativeQueue(nn.Module):
+    """FIFO memory of past projections of one modality (fixed-size buffer + count + pointer)."""
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("items", torch.zeros(size, dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    def get(self) -> Tensor:
+        # a copy: the buffer is overwritten in place by `push` while the graph still needs these values
+        return self.items[: int(self.count)].clone()
+
+    @torch.no_grad()
+    def push(self, z: Tensor) -> None:
+        z = z.detach().to(self.items.dtype)
+        cap = self.items.shape[0]
+        z = z[-cap:]
+        n, ptr = z.shape[0], int(self.ptr)
+        self.items[(torch.arange(n, device=z.device) + ptr) % cap] = z
+        self.ptr.fill_((ptr + n) % cap)
+        self.count.fill_(min(cap, int(self.count) + n))
+
+
+class MACBCriterion(nn.Module):
+    """All losses of §3 as a dict of scalars; `total` combines them with the config's weights."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.temperature = AdaptiveTemperature(cfg.tau0, cfg.tau_min, cfg.tau_max, cfg.temp_hidden)
+        self.queue_video = NegativeQueue(cfg.queue_size, cfg.contrast_dim)
+        self.queue_audio = NegativeQueue(cfg.queue_size, cfg.contrast_dim)
+
+    def contrastive(self, out: dict[str, Tensor], batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """L_C (Eq. 8) = mean of the active terms among L_av, L_va (Eq. 2, 7), L_vv, L_aa; plus diagnostics."""
+        cfg = self.config
+        zv, za = out["z_video"].float(), out["z_audio"].float()
+        tau, logs = self.temperature(za, zv)
+        real_pair = (batch["video_label"] < 0.5) & (batch["audio_label"] < 0.5)
+        terms: dict[str, Tensor] = {}
+        if cfg.use_cross:
+            qv, qa = self.queue_video.get(), self.queue_audio.get()
+            terms["L_av"] = cross_modal_loss(za, zv, qv, real_pair, cfg.k_neg, cfg.margin, tau)   # Eq. 2
+            terms["L_va"] = cross_modal_loss(zv, za, qa, real_pair, cfg.k_neg, cfg.margin, tau)   # Eq. 7
+        if cfg.use_intra:
+            mid = batch.get("method_id")
+            terms["L_vv"] = supcon_loss(zv, contrast_keys(batch["video_label"], mid), tau)
+            terms["L_aa"] = supcon_loss(za, contrast_keys(batch["audio_label"], mid), tau)
+        # Eq. 8 is the mean of the four terms; with a switch off, the mean of those that remain
+        lc = torch.stack(list(terms.values())).mean()
+        if self.training:
+            self.queue_video.push(zv)
+            self.queue_audio.push(za)
+        logs.update({k: v.detach() for k, v in terms.items()})
+        return lc, logs
+
+    def forward(self, out: dict[str, Tensor], batch: dict[str, Any]) -> dict[str, Tensor]:
+        cfg = self.config
+        ref = out["logit"]
+        zero = ref.new_zeros((), dtype=torch.float32)
+        mask = batch["frame_mask"].bool()
+        losses: dict[str, Tensor] = {"multimodal": sample_bce(out["logit"], batch["label"])}
+        for m in ("audio", "video"):
+            used = cfg.uses_audio if m == "audio" else cfg.uses_video
+            losses[f"unimodal_{m}"] = sample_bce(out[f"{m}_logit"], batch[f"{m}_label"]) if used else zero
+            losses[f"frame_{m}"] = (frame_bce(out[f"frame_logit_{m}"], batch[f"frame_label_{m}"], mask)
+                                    if used else zero)
+        if cfg.contrastive_active:
+            lc, logs = self.contrastive(out, batch)
+            losses["contrastive"] = lc
+            for k, v in logs.items():
+                losses[f"log_{k}"] = v
+        else:
+            losses["contrastive"] = zero
+        w = out.get("fusion_weights")
+        if w is not None:
+            losses["log_w_video"] = w[:, 0].detach().float().mean()
+            losses["log_w_audio"] = w[:, 1].detach().float().mean()
+        return losses
+
+    def total(self, losses: dict[str, Tensor]) -> Tensor:
+        """multimodal + unimodal_audio + unimodal_video + lambda_frame*(frame_a + frame_v) + lambda_c*contrastive."""
+        cfg = self.config
+        return (losses["multimodal"] + losses["unimodal_audio"] + losses["unimodal_video"]
+                + cfg.lambda_frame * (losses["frame_audio"] + losses["frame_video"])
+                + cfg.lambda_c * losses["contrastive"])

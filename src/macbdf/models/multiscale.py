@@ -1,0 +1,153 @@
+"""§3.2.3-3.2.4 multi-scale feature extraction (Eq. 11-16) and multi-scale fusion (Eq. 17-18).
+
+One code path serves both streams: ``nd=3`` gives the video blocks (MSTLKA + GSAU-video on a
+(B, C, T', h, w) map), ``nd=2`` the audio twins (MFTLKA + 2-D GSAU on a (B, C, T', F') map).
+
+Example:
+    >>> import torch
+    >>> blk = MultiScaleBlock(dim=24, nd=3, lka_specs=((7, 2), (14, 3)))
+    >>> blk(torch.randn(1, 24, 5, 3, 3)).shape
+    torch.Size([1, 24, 5, 3, 3])
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def _conv(nd: int) -> type[nn.Module]:
+    return {2: nn.Conv2d, 3: nn.Conv3d}[nd]
+
+
+def split_sizes(channels: int, groups: int) -> list[int]:
+    """Channel counts of ``groups`` near-equal groups (the first ones take the remainder)."""
+    base, rem = divmod(channels, groups)
+    return [base + (1 if i < rem else 0) for i in range(groups)]
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of a channels-first map (B, C, ...) (the LN of Eq. 11/13)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
+class STLKA(nn.Module):
+    """Eq. 15: large-kernel attention f_PW(f_DWD(f_DW(X))) approximating a K^nd kernel.
+
+    f_DW: depthwise (2d-1)^nd; f_DWD: depthwise ceil(K/d)^nd with dilation d; f_PW: 1x1(x1).
+    'same' padding keeps the map size for any (K, d), also where the padding is asymmetric.
+    """
+
+    def __init__(self, channels: int, k: int, d: int, nd: int = 3) -> None:
+        super().__init__()
+        conv = _conv(nd)
+        self.k, self.d = k, d
+        self.dw = conv(channels, channels, 2 * d - 1, padding="same", groups=channels)
+        self.dwd = conv(channels, channels, math.ceil(k / d), padding="same", dilation=d, groups=channels)
+        self.pw = conv(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pw(self.dwd(self.dw(x)))
+
+
+class MSTLKA(nn.Module):
+    """Eq. 16: channel groups, each G_i(X_i) * STLKA_i(X_i) at its own scale, concatenated.
+
+    G_i is a depthwise conv of the group's (2d-1) kernel (MAN's MLKA gate). With ``nd=2`` this is
+    the audio MFTLKA.
+    """
+
+    def __init__(self, channels: int, lka_specs: Sequence[tuple[int, int]], nd: int = 3) -> None:
+        super().__init__()
+        conv = _conv(nd)
+        self.sizes = split_sizes(channels, len(lka_specs))
+        self.lka = nn.ModuleList(STLKA(c, k, d, nd) for c, (k, d) in zip(self.sizes, lka_specs))
+        self.gate = nn.ModuleList(conv(c, c, 2 * d - 1, padding="same", groups=c)
+                                  for c, (_, d) in zip(self.sizes, lka_specs))
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = torch.split(x, self.sizes, dim=1)
+        return torch.cat([g(p) * lka(p) for p, g, lka in zip(parts, self.gate, self.lka)], dim=1)
+
+
+class GSAU(nn.Module):
+    """Gated spatial attention unit: GSAU(x, a) = x * DW(a) (3-D DW conv for video, 2-D for audio)."""
+
+    def __init__(self, channels: int, kernel: int = 3, nd: int = 3) -> None:
+        super().__init__()
+        self.dw = _conv(nd)(channels, channels, kernel, padding="same", groups=channels)
+
+    def forward(self, x: Tensor, a: Tensor) -> Tensor:
+        return x * self.dw(a)
+
+
+class MultiScaleBlock(nn.Module):
+    """Eq. 11-14 around MSTLKA (nd=3) or MFTLKA (nd=2); f_i are 1x1 convs, lambda_1/2 learnable scalars.
+
+    N = LN(H);  H = H + l1 * f3(MSTLKA(f1(N)) * f2(N));  N = LN(H);  H = H + l2 * f6(GSAU(f4(N), f5(N)))
+    """
+
+    def __init__(self, dim: int, nd: int, lka_specs: Sequence[tuple[int, int]], gsau_kernel: int = 3,
+                 layer_scale_init: float = 0.1) -> None:
+        super().__init__()
+        conv = _conv(nd)
+        self.norm1 = ChannelLayerNorm(dim)
+        self.f1 = conv(dim, dim, 1)
+        self.f2 = conv(dim, dim, 1)
+        self.mstlka = MSTLKA(dim, lka_specs, nd)
+        self.f3 = conv(dim, dim, 1)
+        self.lambda1 = nn.Parameter(torch.tensor(float(layer_scale_init)))
+        self.norm2 = ChannelLayerNorm(dim)
+        self.f4 = conv(dim, dim, 1)
+        self.f5 = conv(dim, dim, 1)
+        self.gsau = GSAU(dim, gsau_kernel, nd)
+        self.f6 = conv(dim, dim, 1)
+        self.lambda2 = nn.Parameter(torch.tensor(float(layer_scale_init)))
+
+    def forward(self, h: Tensor) -> Tensor:
+        n = self.norm1(h)
+        h = h + self.lambda1 * self.f3(self.mstlka(self.f1(n)) * self.f2(n))
+        n = self.norm2(h)
+        return h + self.lambda2 * self.f6(self.gsau(self.f4(n), self.f5(n)))
+
+
+def pool_to_time(x: Tensor) -> Tensor:
+    """(B, C, T', *spatial) -> (B, T', C): mean over the spatial / frequency axes (the shared time axis)."""
+    return x.flatten(3).mean(-1).transpose(1, 2) if x.dim() > 3 else x.transpose(1, 2)
+
+
+def fuse_weighted(v_seq: Tensor, a_seq: Tensor, weights: Tensor) -> Tensor:
+    """Eq. 17: x_fused = w_v * V_{i-1} + w_a * A_{i-1} on per-frame sequences (B, T', C); weights (B, 2) = (w_v, w_a)."""
+    return weights[:, 0, None, None] * v_seq + weights[:, 1, None, None] * a_seq
+
+
+class FusionModulation(nn.Module):
+    """Eq. 18: K_i = K'_i (x) x_fused, read as K'_i * (1 + tanh(W x_fused)) broadcast over the map.
+
+    W is zero-initialised, so the block is an identity at initialisation and learns how much global
+    audio-visual context to inject into each stream.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, k_map: Tensor, x_fused: Tensor) -> Tensor:
+        g = 1.0 + torch.tanh(self.proj(x_fused))          # (B, T', C)
+        g = g.transpose(1, 2)                              # (B, C, T')
+        return k_map * g.reshape(g.shape + (1,) * (k_map.dim() - 3))

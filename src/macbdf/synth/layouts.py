@@ -1,0 +1,108 @@
+"""Metadata writers that reproduce the shipped layouts of FakeAVCeleb v1.2 and LAV-DF.
+
+FakeAVCeleb: `meta_data.csv` with the header `source,target1,target2,method,category,type,race,
+gender,path,` (the 10th column is unnamed and holds the folder, starting with `FakeAVCeleb/`), and
+-- like the real file -- one duplicated row. LAV-DF: `metadata.json` (with `timestamps` and
+`transcript`) and `metadata.min.json` (without them). Both get `synth_info.json` with the seed,
+families, identity splits and every clip's ground truth.
+
+Example:
+    >>> import tempfile
+    >>> from macbdf.synth.plan import make_plan
+    >>> plan = make_plan("fakeavceleb", 4, seed=0)
+    >>> out = Path(tempfile.mkdtemp())
+    >>> write_fakeavceleb(out, plan, plan.clips)
+    >>> (out / "meta_data.csv").read_text().splitlines()[0]
+    'source,target1,target2,method,category,type,race,gender,path,'
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from macbdf.synth.identity import make_identity
+from macbdf.synth.plan import FAKEAVCELEB_TYPES, LAVDF_SPLITS, SAMPLE_RATE, ClipSpec, Plan
+
+FAKEAVCELEB_HEADER = "source,target1,target2,method,category,type,race,gender,path,"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a temp file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fakeavceleb_row(spec: ClipSpec, seed: int) -> list[str]:
+    ident = make_identity(seed, spec.identity)
+    letter, folder = FAKEAVCELEB_TYPES[spec.category]
+    target1 = "-"
+    if spec.donor is not None:
+        target1 = make_identity(seed, spec.donor).name
+    elif spec.other is not None:
+        target1 = make_identity(seed, spec.other).name
+    directory, name = spec.file.rsplit("/", 1)
+    return [ident.name, target1, "-", spec.method, letter, folder, ident.ethnicity, ident.gender, name,
+            f"FakeAVCeleb/{directory}"]
+
+
+def write_fakeavceleb(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
+    seed = plan.settings["seed"]
+    buf = io.StringIO()
+    buf.write(FAKEAVCELEB_HEADER + "\n")
+    w = csv.writer(buf, lineterminator="\n")
+    rows = [fakeavceleb_row(c, seed) for c in done]
+    # The shipped meta_data.csv repeats some rows; readers must cope, so we repeat one too.
+    fakes = [r for r in rows if r[3] != "real"]
+    if fakes:
+        rows.insert(rows.index(fakes[0]) + 1, list(fakes[0]))
+    w.writerows(rows)
+    atomic_write_text(out / "meta_data.csv", buf.getvalue())
+
+
+def lavdf_record(spec: ClipSpec, seed: int, full: bool) -> dict[str, Any]:
+    periods = spec.fake_periods
+    rec: dict[str, Any] = {
+        "file": spec.file,
+        "n_fakes": len(periods),
+        "fake_periods": periods,
+        "duration": round(spec.duration, 3),
+        "original": spec.original,
+        "modify_video": spec.video_family is not None,
+        "modify_audio": spec.audio_family is not None,
+        "split": LAVDF_SPLITS[spec.split],
+        "video_frames": spec.num_frames,
+        "audio_channels": 1,
+        "audio_frames": spec.num_frames * SAMPLE_RATE // 25,
+    }
+    if full:
+        from macbdf.synth.clip import spoken_content  # local: pulls in the renderer
+
+        words = spoken_content(spec, seed)
+        rec["timestamps"] = [[w, a, b] for w, a, b in words]
+        rec["transcript"] = " ".join(w for w, _, _ in words)
+    return rec
+
+
+def write_lavdf(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
+    seed = plan.settings["seed"]
+    full = [lavdf_record(c, seed, True) for c in done]
+    keys = ("timestamps", "transcript")
+    mini = [{k: v for k, v in r.items() if k not in keys} for r in full]
+    atomic_write_text(out / "metadata.json", json.dumps(full, indent=1))
+    atomic_write_text(out / "metadata.min.json", json.dumps(mini))
+
+
+WRITERS = {"fakeavceleb": write_fakeavceleb, "lavdf": write_lavdf}

@@ -1,0 +1,379 @@
+"""The paper's ablation studies as one resumable grid: train each variant, evaluate, tabulate.
+
+Cells (``grid="paper"``):
+
+=============  ==============================================  ==========================
+cell           what changes                                     paper
+=============  ==============================================  ==========================
+full           nothing (the model's own config, OM-Pareto)       Table 2 last row
+wo_LC          ``use_contrastive=False``                         Table 2 "w/o L_C"
+wo_intra       ``use_intra=False`` (no L_aa, L_vv)               Table 2 "w/o L_intra"
+wo_cross       ``use_cross=False`` (no L_av, L_va)               Table 2 "w/o L_cross"
+wo_w           ``use_fusion_weights=False`` (fixed 0.5/0.5)      Table 2 "w/o w"
+depth_K        ``ms_depth=K`` for K in 0, 2, 4, 6, 8             Fig. 5
+pareto_off     plain summed loss instead of OM-Pareto            Fig. 6-7
+audio_only     ``modality="audio"``                              unimodal baseline
+video_only     ``modality="video"``                              unimodal baseline
+concat         ``fusion="concat"`` (plain concatenation)         fusion baseline
+=============  ==============================================  ==========================
+
+``grid="quick"`` keeps full, wo_LC, pareto_off, depth_0, audio_only, video_only and concat.
+Cells whose settings coincide (e.g. ``depth_2`` when the model's own depth is 2) are trained
+once and share the result.
+
+Every cell trains into ``OUT/cells/<cell>/run`` with the same data, seed, steps and batch
+size, then is evaluated on the cache's test split (threshold tuned on val) into
+``OUT/cells/<cell>/eval.json``. A cell whose ``eval.json`` exists with the same settings is
+skipped, so an interrupted grid resumes where it stopped (a half-trained cell resumes its
+run). ``OUT/ablation.md`` and ``OUT/ablation.csv`` hold one row per cell and are headed by the
+data the grid ran on (cache path, sample counts, synth seed) and the settings.
+
+Example:
+    >>> from macbdf_train.ablate import run_grid
+    >>> table = run_grid("cache/synth", "runs/ablation", grid="quick", model="small", steps=300)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+CELLS: dict[str, dict[str, Any]] = {
+    "full": {"desc": "MACB-DF (full, OM-Pareto)", "model": {}, "train": {}},
+    "wo_LC": {"desc": "w/o L_C (no contrastive learning)", "model": {"use_contrastive": False}, "train": {}},
+    "wo_intra": {"desc": "w/o L_intra (no L_aa, L_vv)", "model": {"use_intra": False}, "train": {}},
+    "wo_cross": {"desc": "w/o L_cross (no L_av, L_va)", "model": {"use_cross": False}, "train": {}},
+    "wo_w": {"desc": "w/o w (fixed fusion weights)", "model": {"use_fusion_weights": False}, "train": {}},
+    **{f"depth_{k}": {"desc": f"multi-scale depth {k}", "model": {"ms_depth": k}, "train": {}} for k in (0, 2, 4, 6, 8)},
+    "pareto_off": {"desc": "plain summed loss (no OM-Pareto)", "model": {}, "train": {"balancer": "sum"}},
+    "audio_only": {"desc": "audio-only baseline", "model": {"modality": "audio"}, "train": {}},
+    "video_only": {"desc": "video-only baseline", "model": {"modality": "video"}, "train": {}},
+    "concat": {"desc": "concatenation-fusion baseline", "model": {"fusion": "concat"}, "train": {}},
+}
+GRIDS: dict[str, tuple[str, ...]] = {
+    "paper": tuple(CELLS),
+    "quick": ("full", "wo_LC", "pareto_off", "depth_0", "audio_only", "video_only", "concat"),
+}
+CSV_COLUMNS = ("cell", "description", "model_overrides", "train_overrides", "acc", "acc_thr", "auc", "ap",
+               "eer", "audio_auc", "video_auc", "frame_auc", "threshold", "train_s", "status")
+
+
+class AblationError(RuntimeError):
+    """One-line reason why the grid cannot run (bad cache, unknown cell, ...)."""
+
+
+# ----------------------------------------------------------------------------- training glue
+def make_train_config(**kw: Any) -> Any:
+    """A `macbdf_train.trainer.TrainConfig` from keyword settings, tolerant of field spellings.
+
+    ``model_overrides`` (dict of ModelConfig fields) is passed under the name the TrainConfig
+    uses for model overrides; settings the TrainConfig does not know are dropped with a note
+    on stderr (a newer/older trainer must not break the grid).
+    """
+    from macbdf_train.trainer import TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_over = dict(kw.pop("model_overrides", {}) or {})
+    args: dict[str, Any] = {}
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if k in names:
+            args[k] = v
+        else:
+            print(f"note: TrainConfig has no field {k!r}; ignored", file=sys.stderr)
+    if model_over:
+        key = next((n for n in ("overrides", "model_overrides", "set", "model_kwargs") if n in names), None)
+        if key is None:
+            raise AblationError("TrainConfig has no field for model overrides")
+        args[key] = model_over
+    return TrainConfig(**args)
+
+
+def train_run(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    model: str,
+    model_overrides: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    **train_kw: Any,
+) -> dict[str, Any]:
+    """Train one run (resuming when ``out`` holds a partial one); returns the trainer's summary."""
+    from macbdf.checkpoint import TRAIN_STATE_FILE
+
+    out = Path(out)
+    # a partial run (killed mid-way) continues instead of starting over
+    resume = out.is_dir() and any(out.glob("**/" + TRAIN_STATE_FILE))
+    cfg = make_train_config(data=str(data), out=str(out), model=model, model_overrides=model_overrides,
+                            resume=resume, **train_kw)
+    from macbdf_train.trainer import train
+
+    t0 = time.perf_counter()
+    summary = train(cfg)
+    summary = dict(summary or {})
+    summary["train_s"] = float(summary.get("train_time_s") or (time.perf_counter() - t0))
+    return summary
+
+
+def best_checkpoint(run_dir: str | os.PathLike, prefer: str = "best") -> Path:
+    """The checkpoint folder of a run: ``run/best`` (best validation AUC) when present and
+    ``prefer == "best"``, else the final ``run`` itself."""
+    from macbdf.checkpoint import is_checkpoint
+
+    run_dir = Path(run_dir)
+    if prefer == "best" and is_checkpoint(run_dir / "best"):
+        return run_dir / "best"
+    if is_checkpoint(run_dir):
+        return run_dir
+    if is_checkpoint(run_dir / "best"):
+        return run_dir / "best"
+    raise AblationError(f"no checkpoint in {run_dir}")
+
+
+# ----------------------------------------------------------------------------- data description
+def describe_data(cache_dir: str | os.PathLike) -> dict[str, Any]:
+    """What a table must be marked with: cache path, split/label/category counts, synth seed."""
+    from macbdf_train.evaluate import load_cache_records
+
+    cache_dir = Path(cache_dir)
+    recs = load_cache_records(cache_dir)
+    prepared = [r for r in recs if r.file]
+    splits: dict[str, dict[str, int]] = {}
+    for r in prepared:
+        s = splits.setdefault(r.split, {"n": 0, "fake": 0, "real": 0})
+        s["n"] += 1
+        s["fake" if r.label == 1 else "real"] += 1
+    cats: dict[str, int] = {}
+    for r in prepared:
+        if r.category:
+            cats[r.category] = cats.get(r.category, 0) + 1
+    info: dict[str, Any] = {
+        "cache": str(cache_dir.resolve()),
+        "n_samples": len(prepared),
+        "splits": dict(sorted(splits.items())),
+        "categories": cats,
+        "datasets": sorted({r.dataset for r in prepared}),
+    }
+    synth = find_synth_info(prepared)
+    if synth:
+        info["synth"] = {k: synth[k] for k in ("seed", "layout", "num_clips", "holdout_families", "version")
+                         if k in synth}
+    return info
+
+
+def find_synth_info(records: Sequence[Any]) -> dict[str, Any] | None:
+    """``synth_info.json`` of the synthetic benchmark the records come from, if any."""
+    for r in records[:5]:
+        p = Path(r.path)
+        for parent in list(p.parents)[:6]:
+            f = parent / "synth_info.json"
+            if f.is_file():
+                try:
+                    return json.loads(f.read_text(encoding="utf-8"))
+                except (OSError, json.JSONDecodeError):
+                    return None
+    return None
+
+
+# ----------------------------------------------------------------------------- grid
+def _cell_key(model: str, model_over: dict[str, Any], train_over: dict[str, Any], settings: dict[str, Any],
+              data: str) -> str:
+    from macbdf.models.registry import resolve_config
+
+    cfg = resolve_config(model, **model_over).to_dict()
+    cfg.pop("name", None)
+    cfg.pop("description", None)
+    blob = json.dumps({"model": cfg, "train": {**settings, **train_over}, "data": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * float(x):.1f}"
+
+
+def run_grid(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    grid: str = "quick",
+    cells: Sequence[str] | None = None,
+    model: str = "small",
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    balancer: str = "ompareto",
+    device: str = "cpu",
+    progress: bool = True,
+    extra_train: dict[str, Any] | None = None,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> dict[str, Any]:
+    """Run (or resume) the grid and write ``ablation.md``/``ablation.csv``; returns the table.
+
+    Raises `AblationError` on unusable inputs; a cell that fails is recorded with its reason
+    and the grid goes on.
+    """
+    from macbdf_train.evaluate import EvaluationError, evaluate, write_json
+
+    if grid not in GRIDS:
+        raise AblationError(f"unknown grid {grid!r}; use one of {', '.join(GRIDS)}")
+    names = list(cells) if cells else list(GRIDS[grid])
+    unknown = [c for c in names if c not in CELLS]
+    if unknown:
+        raise AblationError(f"unknown cell(s) {', '.join(unknown)}; known: {', '.join(CELLS)}")
+    data_info = describe_data(data)
+    if not any(s in data_info["splits"] for s in ("train",)) or "test" not in data_info["splits"]:
+        raise AblationError(f"the cache needs train and test splits, has: {', '.join(data_info['splits']) or 'none'}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"model": model, "steps": steps, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+                "balancer": balancer, **(extra_train or {})}
+    rows: list[dict[str, Any]] = []
+    done_keys: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(names):
+        spec = CELLS[name]
+        train_over = {"balancer": balancer, **spec["train"]}
+        try:
+            key = _cell_key(model, spec["model"], train_over, settings, data_info["cache"])
+        except (ValueError, KeyError) as e:
+            rows.append(_row(name, spec, None, f"failed: {e}"))
+            continue
+        cell_dir = out / "cells" / name
+        eval_path = cell_dir / "eval.json"
+        status = "done"
+        rep: dict[str, Any] | None = None
+        if key in done_keys:  # identical settings already run under another name
+            rep = done_keys[key]
+            status = f"same as {rep['_cell']}"
+        elif eval_path.is_file():
+            try:
+                old = json.loads(eval_path.read_text(encoding="utf-8"))
+                if old.get("cell_key") == key:
+                    rep, status = old, "cached"
+            except (OSError, json.JSONDecodeError):
+                rep = None
+        if rep is None:
+            run_dir = cell_dir / "run"
+            if cell_dir.exists() and (cell_dir / "cell_key").is_file() and \
+                    (cell_dir / "cell_key").read_text().strip() != key:
+                shutil.rmtree(cell_dir)  # settings changed: the old partial run is of another cell
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            (cell_dir / "cell_key").write_text(key + "\n")
+            log(f"[{i + 1}/{len(names)}] {name}: {spec['desc']}")
+            try:
+                t0 = time.perf_counter()
+                summary = train_run(data, run_dir, model, spec["model"], steps=steps, epochs=epochs,
+                                    batch_size=batch_size, seed=seed, device=device,
+                                    **train_over, **(extra_train or {}))
+                train_s = float(summary.get("train_s", time.perf_counter() - t0))
+                ck = best_checkpoint(run_dir)
+                rep = evaluate(ck, data, split="test", threshold_from="val", device=device, progress=progress)
+                rep["cell_key"] = key
+                rep["train_s"] = train_s
+                rep["train_summary"] = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+                write_json(rep, eval_path)
+                rep = json.loads(eval_path.read_text(encoding="utf-8"))
+            except (EvaluationError, AblationError) as e:
+                rows.append(_row(name, spec, None, f"failed: {e}"))
+                continue
+            except Exception as e:  # a crashing cell must not stop the grid
+                rows.append(_row(name, spec, None, f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]))
+                continue
+        rep["_cell"] = rep.get("_cell", name)
+        done_keys[key] = rep
+        rows.append(_row(name, spec, rep, status))
+        _write_tables(out, rows, data_info, settings, names)  # keep the table current as cells finish
+    table = _write_tables(out, rows, data_info, settings, names)
+    _plots(out, rows)
+    return table
+
+
+def _row(name: str, spec: dict[str, Any], rep: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"cell": name, "description": spec["desc"],
+                           "model_overrides": json.dumps(spec["model"]) if spec["model"] else "",
+                           "train_overrides": json.dumps(spec["train"]) if spec["train"] else "",
+                           "status": status}
+    if rep:
+        o = rep.get("overall", {})
+        pm = rep.get("per_modality", {})
+        row.update(acc=o.get("acc"), acc_thr=o.get("acc_thr"), auc=o.get("auc"), ap=o.get("ap"),
+                   eer=o.get("eer"), audio_auc=pm.get("audio", {}).get("auc"),
+                   video_auc=pm.get("video", {}).get("auc"), frame_auc=rep.get("frame", {}).get("auc_any"),
+                   threshold=rep.get("threshold", {}).get("value"), train_s=rep.get("train_s"),
+                   run=rep.get("checkpoint"))
+    return row
+
+
+def _write_tables(out: Path, rows: list[dict[str, Any]], data_info: dict[str, Any], settings: dict[str, Any],
+                  planned: Sequence[str]) -> dict[str, Any]:
+    from macbdf.checkpoint import atomic_write_text
+
+    head = [f"# MACB-DF ablation grid", "",
+            f"- data: `{data_info['cache']}` ({data_info['n_samples']} samples; "
+            + ", ".join(f"{s}: {c['n']} ({c['fake']} fake / {c['real']} real)" for s, c in data_info["splits"].items())
+            + ")"]
+    if data_info.get("categories"):
+        head.append("- categories: " + ", ".join(f"{k} {v}" for k, v in sorted(data_info["categories"].items())))
+    if data_info.get("synth"):
+        head.append("- synthetic benchmark: " + ", ".join(f"{k}={v}" for k, v in data_info["synth"].items()))
+    head.append("- settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None))
+    head.append("- evaluation: test split, whole clips; ACC@thr uses the best-accuracy threshold on val; "
+                "per-modality AUC from the unimodal heads against the modality's own label")
+    head.append(f"- cells finished: {sum(1 for r in rows if 'auc' in r)} of {len(planned)}")
+    head.append("")
+    head.append("| cell | variant | ACC@0.5 | ACC@thr | AUC | AP | EER | audio AUC | video AUC | frame AUC | train s | status |")
+    head.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ts = r.get("train_s")
+        head.append(f"| {r['cell']} | {r['description']} | {_fmt(r.get('acc'))} | {_fmt(r.get('acc_thr'))} | "
+                    f"{_fmt(r.get('auc'))} | {_fmt(r.get('ap'))} | {_fmt(r.get('eer'))} | {_fmt(r.get('audio_auc'))} | "
+                    f"{_fmt(r.get('video_auc'))} | {_fmt(r.get('frame_auc'))} | "
+                    f"{'-' if ts is None else f'{ts:.0f}'} | {r['status']} |")
+    head.append("")
+    head.append("Figures in %. AUC/AP/EER on the test split; '-' = undefined or not run.")
+    md = "\n".join(head) + "\n"
+    atomic_write_text(out / "ablation.md", md)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["# data", json.dumps(data_info, sort_keys=True)])
+    w.writerow(["# settings", json.dumps(settings, sort_keys=True)])
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r.get(c) for c in CSV_COLUMNS])
+    atomic_write_text(out / "ablation.csv", buf.getvalue())
+    return {"data": data_info, "settings": settings, "rows": rows, "markdown": md}
+
+
+def _plots(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Fig. 5 (depth sweep) and Fig. 6 (training curves with/without OM-Pareto) when their cells ran."""
+    from macbdf.metrics import plots as P
+
+    by = {r["cell"]: r for r in rows}
+    runs = {}
+    for cell, label in (("full", "OM-Pareto"), ("pareto_off", "plain sum")):
+        mj = out / "cells" / cell / "run" / "metrics.jsonl"
+        if cell in by and mj.is_file():
+            runs[label] = mj
+    if len(runs) == 2:
+        try:
+            P.plot_training_curves(runs, out / "pareto_curves.png", title="OM-Pareto on/off (Fig. 6)")
+        except Exception as e:  # plots are a bonus, never a failure of the grid
+            print(f"note: training-curve plot failed: {e}", file=sys.stderr)
+    depth = [(int(c.split("_")[1]), by[c]) for c in by if c.startswith("depth_") and by[c].get("auc") is not None]
+    if len(depth) >= 2:
+        try:
+            depth.sort()
+            P.plot_sweep([d for d, _ in depth], {"AUC": [r["auc"] for _, r in depth], "ACC@thr": [r["acc_thr"] for _, r in depth]},
+                         out / "depth_sweep.png", xlabel="multi-scale depth", title="depth sweep (Fig. 5)")
+        except Exception as e:
+            print(f"note: depth-sweep plot failed: {e}", file=sys.stderr)

@@ -1,0 +1,541 @@
+"""Evaluation runner: score a prepared cache with a checkpoint and compute the paper's metrics.
+
+Protocol (what `macbdf evaluate` reports):
+
+* Every sample of the split is scored on its **whole length**: the clip is cut into
+  consecutive windows of the model's ``num_frames`` (the last one padded and masked), the
+  windows are scored in batches, and the sample's probability is the mean of its window
+  probabilities weighted by each window's number of real frames (the `Detector`'s "mean"
+  aggregation, so evaluation and detection agree). Per-frame scores are the frame heads'
+  sigmoids laid end to end; embeddings are averaged over windows the same way.
+* Sample level: ACC at 0.5 and at a tuned threshold, AUC, AP, EER. The tuned threshold is
+  the accuracy-maximising threshold on the cache's validation split
+  (``threshold_from="val"``, the paper's "best threshold on validation"), or the one stored
+  in the checkpoint (``"checkpoint"``, chosen on the training data's validation split -- the
+  right choice for cross-dataset runs), or a number.
+* Per category (RVRA/RVFA/FVRA/FVFA) and per manipulation method: see
+  `macbdf.metrics.grouped` (a fake group's AUC is measured against all reals of the split).
+* Per modality: the unimodal heads (``audio_logit``/``video_logit``) against each
+  modality's own label.
+* Frame level: pooled frame AUC per modality and for "any" (max of the two scores vs. the
+  union of the two frame labels).
+* Temporal localisation, when the split has fake periods: proposals from the per-frame
+  "any" score (`macbdf.metrics.segments_from_scores`), AP@0.5/0.75/0.95 and AR@N against the
+  records' ``fake_periods`` (protocol in `macbdf.metrics.localization`).
+* Generalisation: methods of the evaluated split that never occur in the training split of
+  the same cache are "unseen" (synth's held-out families); their pooled metrics against the
+  reals are reported under ``unseen_methods``. A checkpoint trained on another cache is
+  flagged ``cross_dataset`` (Table 3 protocol: use ``split="all"`` on the target).
+
+Example:
+    >>> from macbdf_train.evaluate import evaluate
+    >>> report = evaluate("runs/demo/checkpoint", "cache/synth", split="test")  # doctest: +SKIP
+    >>> report["overall"]["auc"], report["per_category"]["RVFA"]["acc"]          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from macbdf import metrics as M
+from macbdf.data.manifest import SampleRecord, read_manifest
+
+SPLITS = ("train", "val", "test", "all")
+
+
+class EvaluationError(RuntimeError):
+    """A one-line, user-facing reason why an evaluation cannot run at all."""
+
+
+# ----------------------------------------------------------------------------- scoring
+@dataclass
+class ScoredSplit:
+    """Per-sample model outputs for one split (numpy, in manifest order of the scored samples)."""
+
+    records: list[SampleRecord] = field(default_factory=list)
+    p: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    p_audio: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    p_video: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frame_audio: list[np.ndarray] = field(default_factory=list)
+    frame_video: list[np.ndarray] = field(default_factory=list)
+    frame_label_audio: list[np.ndarray] = field(default_factory=list)
+    frame_label_video: list[np.ndarray] = field(default_factory=list)
+    emb: dict[str, np.ndarray] = field(default_factory=dict)
+    fps: list[float] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def labels(self, key: str = "label") -> np.ndarray:
+        """Label array (NaN where unknown) of ``label``/``video_label``/``audio_label``."""
+        return np.array(
+            [float(getattr(r, key)) if getattr(r, key) is not None else np.nan for r in self.records]
+        )
+
+
+def _select(records: Sequence[SampleRecord], split: str) -> list[SampleRecord]:
+    rs = [r for r in records if r.file]
+    return rs if split == "all" else [r for r in rs if r.split == split]
+
+
+def load_cache_records(cache_dir: str | os.PathLike) -> list[SampleRecord]:
+    """Manifest records of a prepared cache; `EvaluationError` when it is not one."""
+    man = Path(cache_dir) / "manifest.jsonl"
+    if not man.is_file():
+        raise EvaluationError(f"not a prepared cache (no manifest.jsonl): {cache_dir}")
+    try:
+        return read_manifest(man)
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
+
+
+def _load_sample(cache_dir: Path, rec: SampleRecord) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    t = load_file(str(cache_dir / str(rec.file)))
+    missing = {"frames", "logmel"} - set(t)
+    if missing:
+        raise ValueError(f"sample file lacks {', '.join(sorted(missing))}")
+    n = int(t["frames"].shape[0])
+    for k in ("frame_label_video", "frame_label_audio"):
+        if k not in t:
+            lab = rec.video_label if k.endswith("video") else rec.audio_label
+            t[k] = np.full(n, int(lab or 0), dtype=np.uint8)
+    return t
+
+
+def _windows(sample: dict[str, np.ndarray], T: int, mpf: int) -> Iterator[dict[str, np.ndarray]]:
+    """Consecutive T-frame windows of one sample, the last padded; keys follow the batch contract."""
+    frames, logmel = sample["frames"], sample["logmel"]
+    n = max(1, int(frames.shape[0]))
+    for start in range(0, n, T):
+        stop = min(start + T, frames.shape[0])
+        k = max(0, stop - start)
+        # (k, S, S, 3) uint8 -> (T, 3, S, S) float in [0, 1]
+        v = np.zeros((T,) + frames.shape[1:3] + (3,), dtype=np.float32)
+        v[:k] = frames[start:stop].astype(np.float32) / 255.0
+        a = np.zeros((T * mpf, logmel.shape[1]), dtype=np.float32)
+        seg = logmel[start * mpf : stop * mpf].astype(np.float32)
+        a[: seg.shape[0]] = seg
+        if seg.shape[0] < k * mpf and seg.shape[0] > 0:
+            # audio shorter than the frames (rare rounding): repeat the last mel frame
+            a[seg.shape[0] : k * mpf] = seg[-1]
+        mask = np.zeros(T, dtype=bool)
+        mask[:k] = True
+        flv = np.zeros(T, dtype=np.float32)
+        fla = np.zeros(T, dtype=np.float32)
+        flv[:k] = sample["frame_label_video"][start:stop]
+        fla[:k] = sample["frame_label_audio"][start:stop]
+        yield {
+            "video": v.transpose(0, 3, 1, 2),
+            "audio": a,
+            "frame_mask": mask,
+            "frame_label_video": flv,
+            "frame_label_audio": fla,
+        }
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    batch = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0] if not k.startswith("_")}
+    for k in ("label", "video_label", "audio_label"):
+        batch[k] = torch.tensor([float(getattr(it["_rec"], k) or 0) for it in items], dtype=torch.float32)
+    batch["method_id"] = torch.tensor([int(bool(it["_rec"].label)) for it in items], dtype=torch.int64)
+    return batch
+
+
+def score_split(
+    model: torch.nn.Module,
+    cache_dir: str | os.PathLike,
+    records: Sequence[SampleRecord],
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "scoring",
+) -> ScoredSplit:
+    """Score every record (whole clip, window by window); unreadable samples go to ``failures``."""
+    from tqdm.auto import tqdm
+
+    cache_dir = Path(cache_dir)
+    cfg = model.config
+    T = int(cfg.num_frames)
+    mpf = int(cfg.preprocess.mel_per_frame)
+    out = ScoredSplit()
+    acc: dict[int, dict[str, Any]] = {}  # per sample accumulators
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        batch = {k: v.to(device) for k, v in _collate(pending).items()}
+        with torch.no_grad():
+            o = model(batch)
+        res = {k: torch.as_tensor(o[k]).float().cpu().numpy() for k in
+               ("logit", "audio_logit", "video_logit", "frame_logit_audio", "frame_logit_video",
+                "emb_fused", "emb_audio", "emb_video") if k in o}
+        for j, it in enumerate(pending):
+            a = acc[it["_i"]]
+            k = int(it["frame_mask"].sum())
+            w = max(k, 1)
+            for name, key in (("p", "logit"), ("p_audio", "audio_logit"), ("p_video", "video_logit")):
+                if key in res:
+                    a[name] += w * float(M.sigmoid(res[key][j]))
+            for name in ("emb_fused", "emb_audio", "emb_video"):
+                if name in res:
+                    e = res[name][j].reshape(-1)
+                    a[name] = a.get(name, 0.0) + w * e
+            for name, key in (("fa", "frame_logit_audio"), ("fv", "frame_logit_video")):
+                if key in res:
+                    a[name].append(M.sigmoid(res[key][j][:k]))
+            a["fla"].append(it["frame_label_audio"][:k])
+            a["flv"].append(it["frame_label_video"][:k])
+            a["w"] += w
+        pending.clear()
+
+    bar = tqdm(records, desc=desc, unit="clip", disable=not progress, leave=False, file=sys.stderr)
+    order: list[int] = []
+    for i, rec in enumerate(bar):
+        try:
+            sample = _load_sample(cache_dir, rec)
+        except Exception as e:  # one bad file must not abort the evaluation
+            out.failures.append({"video_id": rec.video_id, "reason": f"{type(e).__name__}: {e}"[:300]})
+            continue
+        acc[i] = {"p": 0.0, "p_audio": 0.0, "p_video": 0.0, "w": 0, "fa": [], "fv": [], "fla": [], "flv": []}
+        order.append(i)
+        for win in _windows(sample, T, mpf):
+            win["_i"], win["_rec"] = i, rec
+            pending.append(win)
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    bar.close()
+
+    for i in order:
+        a, rec = acc[i], records[i]
+        w = max(a["w"], 1)
+        out.records.append(rec)
+        out.frame_audio.append(np.concatenate(a["fa"]) if a["fa"] else np.zeros(0))
+        out.frame_video.append(np.concatenate(a["fv"]) if a["fv"] else np.zeros(0))
+        out.frame_label_audio.append(np.concatenate(a["fla"]))
+        out.frame_label_video.append(np.concatenate(a["flv"]))
+        out.fps.append(float(rec.fps or cfg.preprocess.fps))
+        for name in ("emb_fused", "emb_audio", "emb_video"):
+            if name in a:
+                out.emb.setdefault(name, []).append(a[name] / w)  # type: ignore[arg-type]
+    out.p = np.array([acc[i]["p"] / max(acc[i]["w"], 1) for i in order])
+    out.p_audio = np.array([acc[i]["p_audio"] / max(acc[i]["w"], 1) for i in order])
+    out.p_video = np.array([acc[i]["p_video"] / max(acc[i]["w"], 1) for i in order])
+    out.emb = {k: np.stack(v) for k, v in out.emb.items()}  # type: ignore[arg-type]
+    return out
+
+
+# ----------------------------------------------------------------------------- metrics
+def compute_report(
+    scored: ScoredSplit,
+    threshold: float = 0.5,
+    train_methods: set[str] | None = None,
+    localization_protocol: str = "standard",
+) -> dict[str, Any]:
+    """All metrics of one scored split (see the module docstring); values may be `Undefined`."""
+    y = scored.labels("label")
+    known = np.isfinite(y)
+    p = scored.p
+    rep: dict[str, Any] = {}
+    rep["overall"] = M.binary_metrics(y[known], p[known], threshold)
+    cats = [r.category for r in scored.records]
+    meths = [r.method for r in scored.records]
+    kn = np.flatnonzero(known)
+    rep["per_category"] = M.grouped_metrics(y[kn], p[kn], [cats[i] for i in kn], threshold, M.CATEGORY_ORDER)
+    rep["per_method"] = M.grouped_metrics(y[kn], p[kn], [meths[i] for i in kn], threshold, ["real"])
+    rep["per_modality"] = M.modality_metrics(
+        {"audio": scored.labels("audio_label"), "video": scored.labels("video_label")},
+        {"audio": scored.p_audio, "video": scored.p_video},
+        threshold,
+    )
+    # frame level
+    fa = [s for s in scored.frame_audio]
+    fv = [s for s in scored.frame_video]
+    la, lv = scored.frame_label_audio, scored.frame_label_video
+    any_s = [np.maximum(a, v) if a.size == v.size else a for a, v in zip(fa, fv)]
+    any_l = [np.maximum(a, v) for a, v in zip(la, lv)]
+    rep["frame"] = {
+        "auc_audio": M.frame_level_auc(la, fa),
+        "auc_video": M.frame_level_auc(lv, fv),
+        "auc_any": M.frame_level_auc(any_l, any_s),
+        "n_frames": int(sum(x.size for x in la)),
+    }
+    # temporal localisation where fake periods exist
+    has_periods = any(r.fake_periods for r in scored.records)
+    if has_periods:
+        gt = {r.video_id: [list(map(float, q)) for q in r.fake_periods] for r in scored.records}
+        props = {
+            r.video_id: M.segments_from_scores(s, fps)
+            for r, s, fps in zip(scored.records, any_s, scored.fps)
+        }
+        rep["localization"] = {
+            "protocol": localization_protocol,
+            "ap": M.localization_ap(props, gt, protocol=localization_protocol),
+            "ar": M.localization_ar(props, gt, protocol=localization_protocol),
+            "n_segments": int(sum(len(v) for v in gt.values())),
+        }
+    else:
+        rep["localization"] = {"skipped": "no fake periods in this split"}
+    # generalisation to manipulation methods never seen in training
+    if train_methods is not None:
+        unseen = sorted({m for m in meths if m and m != "real" and m not in train_methods})
+        if unseen:
+            sel = np.array([(m in unseen) for m in meths]) & known
+            mask = sel | (known & (y == 0))
+            g = M.group_metrics(y[mask], p[mask], sel[mask], threshold)
+            g["methods"] = unseen
+            rep["unseen_methods"] = g
+    return rep
+
+
+# ----------------------------------------------------------------------------- runner
+def _counts(records: Sequence[SampleRecord]) -> dict[str, Any]:
+    c: dict[str, Any] = {"n": len(records), "fake": sum(1 for r in records if r.label == 1),
+                         "real": sum(1 for r in records if r.label == 0)}
+    cats: dict[str, int] = {}
+    for r in records:
+        if r.category:
+            cats[r.category] = cats.get(r.category, 0) + 1
+    c["per_category"] = cats
+    c["datasets"] = sorted({r.dataset for r in records})
+    return c
+
+
+def _same_path(a: Any, b: Path) -> bool:
+    try:
+        return a is not None and Path(str(a)).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def evaluate(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    split: str = "test",
+    threshold_from: str | float = "val",
+    plots_dir: str | os.PathLike | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    progress: bool = True,
+    localization_protocol: str = "standard",
+    model: torch.nn.Module | None = None,
+    meta: dict[str, Any] | None = None,
+    keep_scores: bool = False,
+) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on the ``split`` of the prepared cache ``data``; returns the report.
+
+    ``threshold_from``: "val" (best-accuracy threshold on this cache's val split; falls back
+    to the checkpoint's when there is no val split), "checkpoint", or a number.
+    ``keep_scores`` adds ``report["scores"]`` (video ids, labels, probabilities) for plots
+    that compare several models. ``model``/``meta`` pass an already loaded model. Raises
+    `EvaluationError` (one line) when the checkpoint or the cache cannot be used.
+
+    Example:
+        >>> rep = evaluate("runs/a", "cache", split="test", plots_dir="runs/a/plots")  # doctest: +SKIP
+        >>> print(format_report(rep))                                                   # doctest: +SKIP
+    """
+    from macbdf.checkpoint import CheckpointError, load_model
+
+    if split not in SPLITS:
+        raise EvaluationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    data = Path(data)
+    if model is None:
+        try:
+            model, meta = load_model(checkpoint, device)
+        except CheckpointError as e:
+            raise EvaluationError(str(e)) from None
+    meta = dict(meta or {})
+    model.eval()
+    records = load_cache_records(data)
+    test_recs = _select(records, split)
+    if not test_recs:
+        have = sorted({r.split for r in records})
+        raise EvaluationError(f"no prepared samples in split {split!r} of {data} (splits present: {', '.join(have) or 'none'})")
+
+    trained_on = meta.get("trained_on")
+    cross = trained_on is not None and not _same_path(trained_on, data)
+    # threshold
+    thr_source: str
+    threshold = 0.5
+    val_info: dict[str, Any] = {}
+    if isinstance(threshold_from, (int, float)) or _is_number(threshold_from):
+        threshold, thr_source = float(threshold_from), "given"
+    elif threshold_from == "checkpoint":
+        threshold, thr_source = float(meta.get("threshold", 0.5)), "checkpoint"
+    elif threshold_from == "val":
+        val_recs = _select(records, "val") if split != "val" else []
+        if val_recs:
+            vs = score_split(model, data, val_recs, batch_size, device, progress, desc="scoring val")
+            yv = vs.labels()
+            ok = np.isfinite(yv)
+            t = M.best_threshold(yv[ok], vs.p[ok])
+            if math.isnan(t):
+                threshold, thr_source = float(meta.get("threshold", 0.5)), "checkpoint"
+                val_info = {"note": f"val threshold undefined ({M.reason_of(t)}); used the checkpoint's"}
+            else:
+                threshold, thr_source = t, "val"
+                val_info = {"n": int(ok.sum()), "auc": M.roc_auc(yv[ok], vs.p[ok]), "acc_at_threshold": M.accuracy(yv[ok], vs.p[ok], t)}
+        else:
+            threshold, thr_source = float(meta.get("threshold", 0.5)), "checkpoint"
+            val_info = {"note": "no val split to tune on" if split != "val" else "evaluating val itself"}
+    else:
+        raise EvaluationError(f"--threshold-from must be val, checkpoint or a number, got {threshold_from!r}")
+
+    scored = score_split(model, data, test_recs, batch_size, device, progress, desc=f"scoring {split}")
+    if not scored.records:
+        raise EvaluationError(f"none of the {len(test_recs)} samples of split {split!r} could be read "
+                              f"(first: {scored.failures[0]['reason'] if scored.failures else '?'})")
+    train_methods = None if cross else {r.method for r in records if r.split == "train" and r.method}
+    rep = compute_report(scored, threshold, train_methods or None, localization_protocol)
+    # a single-modality baseline has no head for the other stream (its logit is a constant 0)
+    used = {"av": ("audio", "video"), "audio": ("audio",), "video": ("video",)}.get(
+        str(getattr(model.config, "modality", "av")), ("audio", "video"))
+    rep["per_modality"] = {k: v for k, v in rep["per_modality"].items() if k in used}
+
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "split": split,
+        "model": meta.get("model", {}).get("name"),
+        "variant": {k: meta.get("model", {}).get(k) for k in ("modality", "fusion", "ms_depth", "use_contrastive",
+                                                              "use_intra", "use_cross", "use_fusion_weights")},
+        "trained_on": trained_on,
+        "cross_dataset": bool(cross),
+        "counts": _counts(scored.records),
+        "threshold": {"value": float(threshold), "source": thr_source, **({"val": val_info} if val_info else {})},
+        **rep,
+        "failures": scored.failures,
+    }
+    if keep_scores:
+        report["scores"] = {
+            "video_id": [r.video_id for r in scored.records],
+            "label": scored.labels().tolist(),
+            "p": scored.p.tolist(), "p_audio": scored.p_audio.tolist(), "p_video": scored.p_video.tolist(),
+        }
+    if plots_dir is not None:
+        report["plots"] = make_plots(scored, report, Path(plots_dir), checkpoint)
+    return report
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        float(x)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def make_plots(scored: ScoredSplit, report: dict[str, Any], out: Path, checkpoint: Any = None) -> dict[str, str]:
+    """ROC (sample + unimodal heads), latent space (PCA/t-SNE), one score timeline, training
+    curves when the run folder has a metrics.jsonl. Returns {name: path}; a failing plot is noted."""
+    from macbdf.metrics import plots as P
+
+    made: dict[str, str] = {}
+    y = scored.labels()
+    ok = np.isfinite(y)
+
+    def attempt(name: str, fn: Any) -> None:
+        try:
+            made[name] = str(fn())
+        except Exception as e:  # a plot must never take the report down
+            made[name] = f"failed: {type(e).__name__}: {e}"[:200]
+
+    attempt("roc", lambda: P.plot_roc({
+        "multimodal": (y[ok], scored.p[ok]),
+        "audio head (audio label)": (scored.labels("audio_label"), scored.p_audio),
+        "video head (video label)": (scored.labels("video_label"), scored.p_video),
+    }, out / "roc.png", title=f"ROC - {report.get('split')}"))
+    if scored.emb and len(scored.records) >= 5:
+        groups = [r.category or ("fake" if r.label else "real") for r in scored.records]
+        emb = {k.replace("emb_", ""): v for k, v in scored.emb.items()}
+        attempt("latent", lambda: P.plot_latent_space(emb, groups, out / "latent.png"))
+    # timeline of the most confidently detected fake with known periods, else the first fake
+    idx = [i for i, r in enumerate(scored.records) if r.fake_periods] or \
+          [i for i, r in enumerate(scored.records) if r.label == 1]
+    if idx:
+        i = max(idx, key=lambda j: scored.p[j])
+        r = scored.records[i]
+        attempt("timeline", lambda: P.plot_score_timeline(
+            scored.fps[i], {"audio": scored.frame_audio[i], "video": scored.frame_video[i]},
+            out / "timeline.png", r.fake_periods, report["threshold"]["value"],
+            title=f"{r.video_id} ({r.category or r.method})"))
+    if checkpoint is not None:
+        for cand in (Path(checkpoint) / "metrics.jsonl", Path(checkpoint).parent / "metrics.jsonl"):
+            if cand.is_file():
+                attempt("training_curves", lambda c=cand: P.plot_training_curves({"run": c}, out / "training_curves.png"))
+                break
+    return made
+
+
+# ----------------------------------------------------------------------------- output
+def _f(x: Any, pct: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "  -  "
+    return f"{100 * x:5.1f}" if pct else f"{x:.3f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Readable terminal tables of a report (percentages)."""
+    L: list[str] = []
+    o = report["overall"]
+    th = report["threshold"]
+    L.append(f"{report.get('model') or 'model'} on {report['data']} [{report['split']}]: "
+             f"{o['n']} samples ({o['n_fake']} fake, {o['n_real']} real)"
+             + ("  [cross-dataset]" if report.get("cross_dataset") else ""))
+    L.append(f"threshold {th['value']:.3f} (from {th['source']})")
+    L.append("")
+    L.append(f"{'':18s} {'ACC@.5':>7s} {'ACC@thr':>7s} {'AUC':>7s} {'AP':>7s} {'EER':>7s} {'n':>6s}")
+    L.append(f"{'sample (fused)':18s} {_f(o['acc']):>7s} {_f(o['acc_thr']):>7s} {_f(o['auc']):>7s} "
+             f"{_f(o['ap']):>7s} {_f(o['eer']):>7s} {o['n']:>6d}")
+    for mod, m in report.get("per_modality", {}).items():
+        L.append(f"{mod + ' head':18s} {_f(m['acc']):>7s} {_f(m['acc_thr']):>7s} {_f(m['auc']):>7s} "
+                 f"{_f(m['ap']):>7s} {_f(m['eer']):>7s} {m['n']:>6d}")
+    for title, key in (("category", "per_category"), ("method", "per_method")):
+        groups = report.get(key) or {}
+        if not groups:
+            continue
+        L.append("")
+        L.append(f"{'per ' + title:18s} {'ACC@.5':>7s} {'ACC@thr':>7s} {'AUC*':>7s} {'n':>6s}")
+        for g, m in groups.items():
+            L.append(f"{g[:18]:18s} {_f(m['acc']):>7s} {_f(m['acc_thr']):>7s} {_f(m.get('auc')):>7s} {m['n']:>6d}")
+    if report.get("per_category") or report.get("per_method"):
+        L.append("  * AUC of a fake group against all real samples of the split")
+    fr = report.get("frame", {})
+    L.append("")
+    L.append(f"frame AUC: audio {_f(fr.get('auc_audio'))}  video {_f(fr.get('auc_video'))}  "
+             f"any {_f(fr.get('auc_any'))}  ({fr.get('n_frames', 0)} frames)")
+    loc = report.get("localization", {})
+    if "ap" in loc:
+        ap = "  ".join(f"AP@{k} {_f(v)}" for k, v in loc["ap"].items())
+        ar = "  ".join(f"AR@{k} {_f(v)}" for k, v in loc["ar"].items())
+        L.append(f"localisation ({loc['protocol']}, {loc['n_segments']} segments): {ap}")
+        L.append(f"  {ar}")
+    elif loc:
+        L.append(f"localisation: {loc.get('skipped')}")
+    un = report.get("unseen_methods")
+    if un:
+        L.append(f"unseen methods {', '.join(un['methods'])}: ACC {_f(un['acc'])} AUC vs real {_f(un.get('auc'))} (n={un['n']})")
+    if report.get("failures"):
+        L.append(f"{len(report['failures'])} sample(s) could not be read (see JSON 'failures')")
+    return "\n".join(L)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    """Strict JSON (NaN -> null, reasons under "notes"), written atomically."""
+    from macbdf.checkpoint import atomic_write_text
+
+    notes: dict[str, str] = {}
+    data = M.jsonable(obj, notes)
+    if isinstance(data, dict) and notes:
+        data.setdefault("notes", {}).update(notes)
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return Path(path)

@@ -1,0 +1,246 @@
+"""Eq. 2-8 (MACL) against direct, independent computations (numpy / explicit loops)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from macbdf.models.contrastive import (
+    AdaptiveTemperature,
+    attention_weights,
+    basis_functions,
+    contrast_keys,
+    cross_modal_loss,
+    pair_features,
+    supcon_loss,
+)
+from macbdf.models.losses import MACBCriterion
+from macbdf.models.registry import create_model, get_model_config
+
+
+def _unit(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=1)
+
+
+def loop_cross_modal(anchor, cand, queue, pos_valid, k_neg, margin, tau):
+    """Eq. 2/7 written out per anchor, in plain Python floats."""
+    a, c = anchor.numpy(), cand.numpy()
+    q = np.zeros((0, a.shape[1])) if queue is None else queue.numpy()
+    total = 0.0
+    for i in range(len(a)):
+        forced, pool = [], []
+        for j in range(len(c)):
+            s = float(a[i] @ c[j])
+            if j == i:
+                if not pos_valid[i]:
+                    forced.append(s)           # forged own pair: always a negative
+            else:
+                pool.append(s)
+        pool += [float(a[i] @ qq) for qq in q]
+        pool.sort(reverse=True)                # nearest = most similar
+        negs = (forced + pool)[:k_neg]
+        pos = float(a[i] @ c[i]) / tau if pos_valid[i] else 0.0
+        logits = [pos] + [(s - margin) / tau for s in negs]
+        total += -(pos - math.log(sum(math.exp(v) for v in logits)))
+    return total / len(a)
+
+
+@pytest.mark.parametrize("use_queue", [False, True])
+@pytest.mark.parametrize("k_neg", [2, 5, 100])
+def test_eq2_eq7_cross_modal_loss_matches_loop(use_queue, k_neg):
+    a, v = _unit(6, 5, 1), _unit(6, 5, 2)
+    queue = _unit(7, 5, 3) if use_queue else None
+    pos_valid = torch.tensor([True, False, True, True, False, True])
+    for margin, tau in ((0.0, 0.1), (0.2, 0.07), (0.5, 0.3)):
+        got = cross_modal_loss(a, v, queue, pos_valid, k_neg, margin, tau)
+        want = loop_cross_modal(a, v, queue, pos_valid.tolist(), k_neg, margin, tau)
+        assert float(got) == pytest.approx(want, rel=1e-9, abs=1e-9)
+        # Eq. 7 is the same formula with the roles swapped
+        got = cross_modal_loss(v, a, queue, pos_valid, k_neg, margin, tau)
+        assert float(got) == pytest.approx(loop_cross_modal(v, a, queue, pos_valid.tolist(), k_neg, margin, tau), rel=1e-9)
+
+
+def test_margin_is_subtracted_from_negatives_only():
+    a, v = _unit(4, 3, 5), _unit(4, 3, 6)
+    pos_valid = torch.ones(4, dtype=torch.bool)
+    l0 = cross_modal_loss(a, v, None, pos_valid, 3, 0.0, 0.1)
+    l1 = cross_modal_loss(a, v, None, pos_valid, 3, 0.3, 0.1)
+    assert float(l1) < float(l0)   # negatives made cheaper -> lower loss
+
+
+def test_cross_modal_gradient_pulls_real_pairs_and_pushes_forged_pairs():
+    a, v = _unit(4, 6, 7).requires_grad_(True), _unit(4, 6, 8)
+    pos_valid = torch.tensor([True, True, False, False])
+    cross_modal_loss(a, v, None, pos_valid, 3, 0.1, 0.1).backward()
+    # moving a_i along -grad changes s_ii: up for real pairs, down for forged pairs
+    step = a.detach() - 0.01 * a.grad
+    ds = (step * v).sum(1) - (a.detach() * v).sum(1)
+    assert bool((ds[:2] > 0).all()) and bool((ds[2:] < 0).all())
+
+
+def loop_supcon(z, keys, tau):
+    z, keys = z.numpy(), keys.tolist()
+    per = []
+    for i in range(len(z)):
+        pos = [p for p in range(len(z)) if p != i and keys[p] == keys[i]]
+        if not pos:
+            continue
+        denom = math.log(sum(math.exp(float(z[i] @ z[a]) / tau) for a in range(len(z)) if a != i))
+        per.append(-sum(float(z[i] @ z[p]) / tau - denom for p in pos) / len(pos))
+    return sum(per) / len(per)
+
+
+def test_intra_modal_supcon_matches_loop():
+    z = _unit(8, 4, 9)
+    keys = torch.tensor([0, 0, 1, 2, 1, 0, 3, 2])   # key 3 has no positive: anchor skipped
+    assert float(supcon_loss(z, keys, 0.2)) == pytest.approx(loop_supcon(z, keys, 0.2), rel=1e-9)
+
+
+def test_intra_modal_without_positives_is_zero_with_graph():
+    z = _unit(3, 4, 10).requires_grad_(True)
+    loss = supcon_loss(z, torch.tensor([0, 1, 2]), 0.1)
+    assert float(loss) == 0.0 and loss.requires_grad
+
+
+def test_contrast_keys_combine_authenticity_and_method():
+    keys = contrast_keys(torch.tensor([0.0, 1.0, 1.0, 0.0]), torch.tensor([2, 2, 3, 0]))
+    assert keys.tolist() == [0, 3, 4, 0]   # a real track is "real" whatever the sample's method
+
+
+def test_eq3_pair_features_and_attention_weights():
+    x, y = _unit(3, 4, 11), _unit(3, 4, 12)
+    s = x @ y.t()
+    feats = pair_features(x, y, s)
+    xs, ys = x.numpy(), y.numpy()
+    mean = float(np.mean(xs @ ys.T))
+    for i in range(3):
+        for j in range(3):
+            sij = float(xs[i] @ ys[j])
+            np.testing.assert_allclose(feats[i, j].numpy(), [sij, sij - mean, np.linalg.norm(xs[i] - ys[j])], rtol=1e-7)
+    scores = torch.randn(3, 3, dtype=torch.float64)
+    w = attention_weights(scores)
+    e = np.exp(scores.numpy())
+    np.testing.assert_allclose(w.numpy(), e / e.sum(), rtol=1e-10)
+
+
+def test_eq4_basis_functions_and_tau_new():
+    g = torch.Generator().manual_seed(13)
+    s = torch.rand(4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    w = torch.softmax(torch.randn(16, generator=g, dtype=torch.float64), 0).view(4, 4)
+    phi = basis_functions(s, w).numpy()
+    sn, wn = s.numpy(), w.numpy()
+    assert phi[0] == pytest.approx(np.var(sn))
+    assert phi[1] == pytest.approx(float((wn * np.abs(sn - sn.mean()) ** 3).sum()))
+    assert phi[2] == pytest.approx(float(-(wn * np.log(wn)).sum() / np.log(16)))
+    # uniform weights have maximal (normalised) entropy 1
+    assert float(basis_functions(s, torch.full_like(s, 1 / 16))[2]) == pytest.approx(1.0)
+
+    temp = AdaptiveTemperature(0.07, 0.01, 1.0, hidden=4).double()
+    x, y = _unit(4, 3, 14), _unit(4, 3, 15)
+    with torch.no_grad():
+        temp.beta.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    tau_new, w, phi = temp.tau_new(x, y)
+    assert float(tau_new) == pytest.approx(0.07 * math.exp(float((temp.beta * phi).sum())))
+    assert float(temp.tau_new(x, y)[0]) == pytest.approx(float(tau_new))
+    with torch.no_grad():
+        temp.beta.zero_()
+    assert float(temp.tau_new(x, y)[0]) == pytest.approx(0.07)   # beta = 0 -> tau_new = tau0
+
+
+def test_eq5_eq6_temporal_smoothing_and_state():
+    temp = AdaptiveTemperature(0.07, 0.02, 0.5, hidden=4).double().train()
+    with torch.no_grad():
+        temp.beta.copy_(torch.tensor([3.0, 0.0, 1.0]))
+        temp.tau_prev.fill_(0.1)
+        temp.dtau_prev.fill_(0.004)
+        temp.grad_prev.fill_(-2.5)
+        temp.h_prev.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+    x, y = _unit(5, 3, 16), _unit(5, 3, 17)
+    # expected value, assembled directly from the pieces
+    with torch.no_grad():
+        tau_new = float(temp.tau_new(x, y)[0])
+        sl = lambda v: math.copysign(math.log1p(abs(v)), v)
+        xin = torch.tensor([math.log(0.1), sl(0.4), sl(-2.5)], dtype=torch.float64)
+        h = temp.gru(xin[None], temp.h_prev[None])[0]
+        gamma = float(torch.sigmoid(temp.gamma_mlp(torch.cat([h, xin[1:]]))))
+    want = min(max(gamma * 0.1 + (1 - gamma) * tau_new, 0.02), 0.5)
+    tau, logs = temp(x, y)
+    assert float(tau) == pytest.approx(want, rel=1e-9)
+    assert float(logs["gamma"]) == pytest.approx(gamma)
+    # training-mode state update: tau_{t-1} <- tau_t, dtau <- tau_t - tau_{t-1}, h <- h_{t-1}
+    assert float(temp.tau_prev) == pytest.approx(want)
+    assert float(temp.dtau_prev) == pytest.approx(want - 0.1)
+    torch.testing.assert_close(temp.h_prev, h)
+    # grad_tau L is captured during backward (also through torch.autograd.grad)
+    loss = (tau - 0.03) ** 2 * 10
+    (g,) = torch.autograd.grad(loss, [temp.beta])
+    assert float(temp.grad_prev) == pytest.approx(20 * (want - 0.03))
+    # eval mode: same formula, no state change
+    temp.eval()
+    before = {k: v.clone() for k, v in temp.state_dict().items()}
+    temp(x, y)
+    for k, v in temp.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_tau_is_clamped():
+    temp = AdaptiveTemperature(0.07, 0.05, 0.09, hidden=4).double()
+    with torch.no_grad():
+        temp.beta.fill_(50.0)
+    tau, _ = temp(_unit(4, 3, 18), _unit(4, 3, 19))
+    assert 0.05 <= float(tau) <= 0.09
+
+
+def _criterion_and_batch(**overrides):
+    model = create_model("tiny", **overrides)
+    crit = MACBCriterion(model.config)
+    batch = model.dummy_batch(6)
+    return model, crit, batch
+
+
+def test_eq8_lc_is_the_mean_of_the_four_terms():
+    model, crit, batch = _criterion_and_batch()
+    losses = crit(model(batch), batch)
+    terms = [losses[f"log_{k}"] for k in ("L_av", "L_va", "L_vv", "L_aa")]
+    assert float(losses["contrastive"]) == pytest.approx(float(sum(terms) / 4), rel=1e-6)
+
+
+@pytest.mark.parametrize("switch,present", [("use_intra", ("L_av", "L_va")), ("use_cross", ("L_vv", "L_aa"))])
+def test_eq8_ablations_average_the_remaining_terms(switch, present):
+    model, crit, batch = _criterion_and_batch(**{switch: False})
+    losses = crit(model(batch), batch)
+    assert {k[4:] for k in losses if k.startswith("log_L_")} == set(present)
+    want = sum(float(losses[f"log_{k}"]) for k in present) / 2
+    assert float(losses["contrastive"]) == pytest.approx(want, rel=1e-6)
+
+
+def test_criterion_uses_batch_labels_for_positives_and_fills_queue():
+    model, crit, batch = _criterion_and_batch()
+    crit.train()
+    out = model(batch)
+    losses = crit(out, batch)
+    tau = float(losses["log_tau"])
+    real = (batch["video_label"] < 0.5) & (batch["audio_label"] < 0.5)
+    cfg = model.config
+    want = cross_modal_loss(out["z_audio"].double(), out["z_video"].double(), None, real, cfg.k_neg, cfg.margin, tau)
+    assert float(losses["log_L_av"]) == pytest.approx(float(want), rel=1e-4)
+    assert int(crit.queue_video.count) == 6
+    torch.testing.assert_close(crit.queue_audio.get(), out["z_audio"].detach())
+    # the second step sees the first batch as extra negatives
+    losses2 = crit(model(batch), batch)
+    assert int(crit.queue_video.count) == 12
+    assert float(losses2["log_L_av"]) != pytest.approx(float(losses["log_L_av"]))
+
+
+def test_queue_is_fifo_with_fixed_size():
+    cfg = get_model_config("tiny").replace(queue_size=5)
+    crit = MACBCriterion(cfg)
+    q = crit.queue_video
+    q.push(torch.arange(3.0)[:, None].expand(3, cfg.contrast_dim))
+    q.push(torch.arange(3.0, 7.0)[:, None].expand(4, cfg.contrast_dim))
+    assert int(q.count) == 5 and q.items.shape == (5, cfg.contrast_dim)
+    assert sorted(q.get()[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]   # 0 and 1 were overwritten
