@@ -15,8 +15,9 @@ merged into one `DetectionResult`:
 * ``segments``: contiguous runs where a frame score reaches ``frame_threshold`` (see
   `find_segments`), labelled ``audio``, ``video`` or ``both``.
 
-Memory stays bounded on long videos: at most ``batch_windows`` windows of face crops and log-mel
-are held at once; only the per-frame scores (two floats per frame) grow with the length.
+Memory stays bounded on long videos: at most about ``2 * batch_windows`` windows of face crops and
+log-mel are held at once (one batch being scored, one being prepared by a background thread);
+only the per-frame scores (two floats per frame) grow with the length.
 
 Example:
     >>> from macbdf import Detector                                   # doctest: +SKIP
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -230,6 +233,73 @@ def _merge_flags(last: list[str], own: list[str], face_coverage: float | None) -
     return out
 
 
+class _Prefetch:
+    """Runs an iterator in a background thread at most ``depth`` items ahead of the consumer.
+
+    Decoding/preparing the next windows (PyAV, OpenCV: they release the GIL) then overlaps the
+    model forward (torch releases it too), while memory stays bounded by ``depth``. ``busy_s`` is
+    the producer's working time. Errors are re-raised in the consumer; `close` stops the producer
+    (after the window it is preparing) and closes the source iterator in the producer's thread.
+    """
+
+    def __init__(self, make_iter: Any, depth: int) -> None:
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._done = False
+        self.busy_s = 0.0
+        self._thread = threading.Thread(target=self._run, args=(make_iter,), name="macbdf-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, msg: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(msg, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, make_iter: Any) -> None:
+        it = None
+        try:
+            it = make_iter()
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    self._put(("end", None))
+                    return
+                finally:
+                    self.busy_s += time.perf_counter() - t0
+                if not self._put(("item", item)):
+                    return
+        except BaseException as e:  # handed to the consumer, which decides what it means
+            self._put(("error", e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> "_Prefetch":
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        kind, value = self._q.get()
+        if kind == "item":
+            return value
+        self._done = True
+        if kind == "end":
+            raise StopIteration
+        raise value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
@@ -243,7 +313,10 @@ class Detector:
         device: torch device string.
         frame_threshold: threshold on frame scores for segments (default: ``threshold``).
         aggregation: ``"mean"`` (frame-weighted mean of window probabilities) or ``"max"``.
-        batch_windows: windows per forward pass (memory is bounded by this).
+        batch_windows: windows per forward pass (memory is bounded by about twice this).
+        prefetch: prepare the next windows in a background thread while the model runs (the
+            two stages overlap; ``timings`` then reports each stage's own time, which can add
+            up to more than ``total_s``).
         face_detector: optional detector object passed to the media pipeline (e.g. YuNet).
         meta: the checkpoint's config dict (kept for reference, e.g. ``trained_on``).
 
@@ -263,6 +336,7 @@ class Detector:
         frame_threshold: float | None = None,
         aggregation: str = "mean",
         batch_windows: int = 4,
+        prefetch: bool = True,
         face_detector: Any = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
@@ -284,6 +358,7 @@ class Detector:
         self.frame_threshold = float(self.threshold if frame_threshold is None else frame_threshold)
         self.aggregation = aggregation
         self.batch_windows = max(1, int(batch_windows))
+        self.prefetch = bool(prefetch)
         self.face_detector = face_detector
         self.meta = dict(meta or {})
 
@@ -376,7 +451,10 @@ class Detector:
         from macbdf.media.prepare import iter_windows
 
         fps = float(self.preprocess.fps)
-        it = iter_windows(path, self.preprocess, self.num_frames, face_detector=self.face_detector)
+        def source() -> Iterator[Any]:
+            return iter_windows(path, self.preprocess, self.num_frames, face_detector=self.face_detector)
+
+        it: Any = _Prefetch(source, self.batch_windows) if self.prefetch else source()
         pending: list[Any] = []
         index = 0
         frames_seen = 0
@@ -391,7 +469,8 @@ class Detector:
                 except StopIteration:
                     clip = None
                     exhausted = True
-                timings["decode_prepare_s"] += time.perf_counter() - t0
+                if not self.prefetch:
+                    timings["decode_prepare_s"] += time.perf_counter() - t0
                 if clip is not None and clip.frames.shape[0] > 0:
                     if max_frames is not None and frames_seen + clip.frames.shape[0] > max_frames:
                         keep = max_frames - frames_seen
@@ -435,6 +514,8 @@ class Detector:
             close = getattr(it, "close", None)
             if close is not None:
                 close()  # releases the container if we stopped early
+            if isinstance(it, _Prefetch):
+                timings["decode_prepare_s"] += it.busy_s
 
     def stream(self, path: str | os.PathLike[str]) -> Iterator[WindowResult]:
         """Yield one `WindowResult` per window, in order, as soon as its batch is scored.

@@ -76,9 +76,9 @@ class DemoConfig:
 
     @classmethod
     def quick_config(cls, out: str, **kw: Any) -> "DemoConfig":
-        """Reduced sizes for tests and smoke runs (tiny model, ~24 clips, a few steps)."""
-        base = dict(out=out, num_clips=24, model="tiny", steps=6, batch_size=4, workers=1, quick=True,
-                    synth_opts={"duration_range": (1.2, 1.6)})
+        """Reduced sizes for tests and smoke runs (tiny model, 16 short small clips, a few steps)."""
+        base = dict(out=out, num_clips=16, model="tiny", steps=4, batch_size=4, workers=1, quick=True,
+                    synth_opts={"duration_range": (1.0, 1.2), "size": 96})
         base.update(kw)
         return cls(**base)
 
@@ -141,10 +141,65 @@ def _stage_synth(cfg: DemoConfig, synth_dir: Path) -> dict[str, Any]:
     return {"dir": str(synth_dir), "synth_info": json.loads(info.read_text()) if info.is_file() else None}
 
 
+def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]:
+    """Read the synthetic FakeAVCeleb-layout folder with the `fakeavceleb` adapter and add the
+    generator's ground truth from ``synth_info.json``: its identity-disjoint train/val/test
+    split (which also keeps held-out families in test) and per-modality fake periods (partial
+    fakes get correct frame labels). Written as a generic JSONL manifest for `prepare`.
+
+    Without a usable ``synth_info.json`` the adapter's own seeded identity-disjoint split is used.
+    """
+    from macbdf.data.adapters import load_dataset
+    from macbdf.data.manifest import write_manifest
+
+    info_path = synth_dir / "synth_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    clips = {str(c.get("file")): c for c in info.get("clips", []) if c.get("file")}
+    recs = load_dataset("fakeavceleb", synth_dir, split_seed=seed, identity_disjoint=True)
+    matched = 0
+    for r in recs:
+        try:
+            rel = Path(r.path).resolve().relative_to(synth_dir.resolve()).as_posix()
+        except ValueError:
+            rel = r.path
+        c = clips.get(rel)
+        r.dataset = "synth"
+        if c is None:
+            continue
+        matched += 1
+        r.split = c.get("split", r.split)
+        vp = [list(map(float, q)) for q in c.get("video_periods") or []] if r.video_label else []
+        ap = [list(map(float, q)) for q in c.get("audio_periods") or []] if r.audio_label else []
+        r.video_fake_periods, r.audio_fake_periods = vp, ap
+        r.fake_periods = _union(vp + ap)
+        r.identity = c.get("identity_name", r.identity)
+        r.extra["cross_modal_only"] = bool(c.get("cross_modal_only", False))
+    if clips and matched < len(recs):
+        # a mix of generator splits and adapter splits could leak identities: use the adapter's
+        recs = load_dataset("fakeavceleb", synth_dir, split_seed=seed, identity_disjoint=True)
+        for r in recs:
+            r.dataset = "synth"
+        matched = 0
+    write_manifest(recs, dest)
+    return {"records": len(recs), "split_source": "synth_info.json" if matched else "adapter (identity-disjoint)"}
+
+
+def _union(periods: list[list[float]]) -> list[list[float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(periods):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
 def _stage_prepare(cfg: DemoConfig, synth_dir: Path, cache_dir: Path) -> dict[str, Any]:
     from macbdf.cli import main as cli_main
 
-    argv = ["prepare", "--dataset", "fakeavceleb", "--root", str(synth_dir), "--out", str(cache_dir),
+    man = Path(cfg.out) / "synth_manifest.jsonl"
+    man_info = synth_manifest(synth_dir, man, cfg.seed)
+    argv = ["prepare", "--dataset", "manifest", "--root", str(man), "--out", str(cache_dir),
             "--workers", str(cfg.workers), *cfg.prepare_args]
     rc = cli_main(argv)
     if rc not in (0, 1):
@@ -156,7 +211,7 @@ def _stage_prepare(cfg: DemoConfig, synth_dir: Path, cache_dir: Path) -> dict[st
     n_fail = sum(1 for line in fails.read_text().splitlines() if line.strip()) if fails.is_file() else 0
     if "test" not in info["splits"] or "train" not in info["splits"]:
         raise DemoError(f"prepared cache lacks a train or test split: {info['splits']}")
-    return {"cache": str(cache_dir), "data": info, "failures": n_fail}
+    return {"cache": str(cache_dir), "data": info, "failures": n_fail, "manifest": man_info}
 
 
 def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -110,9 +110,46 @@ def _load_sample(cache_dir: Path, rec: SampleRecord) -> dict[str, np.ndarray]:
     return t
 
 
-def _windows(sample: dict[str, np.ndarray], T: int, mpf: int) -> Iterator[dict[str, np.ndarray]]:
-    """Consecutive T-frame windows of one sample, the last padded; keys follow the batch contract."""
+def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, s, s, 3) uint8 -> (T, size, size, 3) uint8 (cache prepared at another face size)."""
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def check_preprocess(cache_dir: Path, model_pre: Any) -> list[str]:
+    """Compare the cache's preprocessing with the model's; raises `EvaluationError` when the
+    audio features cannot match, returns notes for what is adapted (face size) or suspicious."""
+    p = cache_dir / "cache_config.json"
+    if not p.is_file():
+        return ["cache has no cache_config.json; assuming the model's preprocessing"]
+    try:
+        cache = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise EvaluationError(f"corrupt {p}: {e}") from None
+    notes = []
+    for k in ("n_mels", "hop_ms", "sample_rate"):
+        if k in cache and getattr(model_pre, k, None) is not None and cache[k] != getattr(model_pre, k):
+            raise EvaluationError(f"the cache was prepared with {k}={cache[k]} but the model expects "
+                                  f"{getattr(model_pre, k)}; prepare the data again with the model's settings")
+    if cache.get("fps") is not None and float(cache["fps"]) != float(model_pre.fps):
+        raise EvaluationError(f"the cache was prepared at {cache['fps']} fps but the model expects {model_pre.fps}")
+    if cache.get("face_size") is not None and int(cache["face_size"]) != int(model_pre.face_size):
+        notes.append(f"face crops resized from {cache['face_size']} to {model_pre.face_size} px")
+    return notes
+
+
+def _windows(sample: dict[str, np.ndarray], T: int, mpf: int, face: int | None = None,
+             pad_logmel: float = 0.0) -> Iterator[dict[str, np.ndarray]]:
+    """Consecutive T-frame windows of one sample, the last padded; keys follow the batch contract.
+
+    Padding matches `macbdf.data.dataset`: black frames and log-mel silence (``log(eps)``).
+    """
     frames, logmel = sample["frames"], sample["logmel"]
+    if face is not None and frames.shape[0] and frames.shape[1] != face:
+        frames = _resize_frames(frames, face)
     n = max(1, int(frames.shape[0]))
     for start in range(0, n, T):
         stop = min(start + T, frames.shape[0])
@@ -120,7 +157,7 @@ def _windows(sample: dict[str, np.ndarray], T: int, mpf: int) -> Iterator[dict[s
         # (k, S, S, 3) uint8 -> (T, 3, S, S) float in [0, 1]
         v = np.zeros((T,) + frames.shape[1:3] + (3,), dtype=np.float32)
         v[:k] = frames[start:stop].astype(np.float32) / 255.0
-        a = np.zeros((T * mpf, logmel.shape[1]), dtype=np.float32)
+        a = np.full((T * mpf, logmel.shape[1]), pad_logmel, dtype=np.float32)
         seg = logmel[start * mpf : stop * mpf].astype(np.float32)
         a[: seg.shape[0]] = seg
         if seg.shape[0] < k * mpf and seg.shape[0] > 0:
@@ -165,6 +202,7 @@ def score_split(
     cfg = model.config
     T = int(cfg.num_frames)
     mpf = int(cfg.preprocess.mel_per_frame)
+    pad_logmel = float(np.log(cfg.preprocess.log_eps))
     out = ScoredSplit()
     acc: dict[int, dict[str, Any]] = {}  # per sample accumulators
     pending: list[dict[str, Any]] = []
@@ -207,7 +245,7 @@ def score_split(
             continue
         acc[i] = {"p": 0.0, "p_audio": 0.0, "p_video": 0.0, "w": 0, "fa": [], "fv": [], "fla": [], "flv": []}
         order.append(i)
-        for win in _windows(sample, T, mpf):
+        for win in _windows(sample, T, mpf, int(cfg.preprocess.face_size), pad_logmel):
             win["_i"], win["_rec"] = i, rec
             pending.append(win)
             if len(pending) >= batch_size:
@@ -356,6 +394,7 @@ def evaluate(
     meta = dict(meta or {})
     model.eval()
     records = load_cache_records(data)
+    pre_notes = check_preprocess(data, model.config.preprocess)
     test_recs = _select(records, split)
     if not test_recs:
         have = sorted({r.split for r in records})
@@ -415,6 +454,8 @@ def evaluate(
         **rep,
         "failures": scored.failures,
     }
+    if pre_notes:
+        report["preprocess_notes"] = pre_notes
     if keep_scores:
         report["scores"] = {
             "video_id": [r.video_id for r in scored.records],

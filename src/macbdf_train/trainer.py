@@ -649,7 +649,7 @@ class _Trainer:
                                "train/grad_norm": float(res["gnorm"]), "train/step_time_s": t_step}
         for k, v in res["losses"].items():
             if isinstance(v, Tensor) and v.numel() == 1:
-                rec[f"train/{k}"] = float(v)
+                rec[f"train/{k}"] = float(v.detach())
         for k, v in res["diag"].items():
             rec[f"pareto/{k}"] = float(v)
         self.logger.log(rec)

@@ -64,6 +64,7 @@ def det(tiny_checkpoint: Path) -> Detector:
 def test_from_pretrained_reads_threshold_and_config(tiny_checkpoint: Path, det: Detector) -> None:
     assert det.threshold == 0.5
     assert det.num_frames == det.model.config.num_frames
+    assert det.preprocess.face_size == 64  # taken from the checkpoint's config
     assert not det.model.training
     override = Detector.from_pretrained(tiny_checkpoint, threshold=0.25)
     assert override.threshold == 0.25
@@ -111,10 +112,22 @@ def test_long_video_windows_merge(det: Detector, clip_dir: Path) -> None:
 
 
 def test_batching_windows_does_not_change_scores(det: Detector, clip_dir: Path) -> None:
-    one = Detector(det.model, threshold=det.threshold, batch_windows=1)(clip_dir / "long.mkv")
-    many = Detector(det.model, threshold=det.threshold, batch_windows=8)(clip_dir / "long.mkv")
+    one = Detector(det.model, threshold=det.threshold, batch_windows=1, prefetch=False)(clip_dir / "good.mp4")
+    many = Detector(det.model, threshold=det.threshold, batch_windows=8)(clip_dir / "good.mp4")
+    assert one.error is None and many.error is None
     assert one.p_fake == pytest.approx(many.p_fake, abs=1e-4)
     np.testing.assert_allclose(one.frame_scores["video"], many.frame_scores["video"], atol=2e-4)
+    assert one.flags == many.flags
+
+
+def test_stream_stopped_early_leaves_no_thread(det: Detector, clip_dir: Path) -> None:
+    import threading
+
+    gen = det.stream(clip_dir / "long.mkv")
+    first = next(gen)
+    assert first.index == 0 and first.start_frame == 0
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name == "macbdf-prefetch"]
 
 
 def test_no_audio_is_flagged_not_failed(det: Detector, clip_dir: Path) -> None:
@@ -133,7 +146,7 @@ def test_bad_input_gives_one_line_error(det: Detector, clip_dir: Path, name: str
 
 
 def test_batch_keeps_going_after_failures(det: Detector, clip_dir: Path) -> None:
-    paths = [clip_dir / n for n in ("empty.mp4", "good.mp4", "notes.mp4", "noaudio.mp4")]
+    paths = [clip_dir / n for n in ("empty.mp4", "short.mp4", "notes.mp4", "noaudio.mp4")]
     rs = det.batch(paths)
     assert [r.error is None for r in rs] == [False, True, False, True]
     assert [r.path for r in rs] == [str(p) for p in paths]
@@ -145,8 +158,8 @@ def test_directory_is_an_error(det: Detector, clip_dir: Path) -> None:
 
 
 def test_threshold_decides_verdict(det: Detector, clip_dir: Path) -> None:
-    always = Detector(det.model, threshold=0.0)(clip_dir / "good.mp4")
-    never = Detector(det.model, threshold=1.0)(clip_dir / "good.mp4")
+    always = Detector(det.model, threshold=0.0)(clip_dir / "short.mp4")
+    never = Detector(det.model, threshold=1.0)(clip_dir / "short.mp4")
     assert always.verdict == "fake"
     assert never.verdict == ("fake" if never.p_fake >= 1.0 else "real")
     assert always.threshold == 0.0 and never.threshold == 1.0

@@ -51,8 +51,8 @@ def test_all_good_exit_0_folder_and_list(tiny_checkpoint: Path, clip_dir: Path, 
     # folders are searched recursively for video extensions only
     tree = tmp_path / "tree"
     (tree / "a" / "b").mkdir(parents=True)
-    shutil.copy(clip_dir / "good.mp4", tree / "a" / "one.mp4")
-    shutil.copy(clip_dir / "long.mkv", tree / "a" / "b" / "two.mkv")
+    shutil.copy(clip_dir / "short.mp4", tree / "a" / "one.mp4")
+    shutil.copy(clip_dir / "short.mp4", tree / "a" / "b" / "two.mkv")
     (tree / "a" / "readme.txt").write_text("not a video")
     out = tmp_path / "r.json"
     rc = main(["detect", str(tree), "--checkpoint", str(tiny_checkpoint), "--json", str(out), "--quiet"])
@@ -69,7 +69,7 @@ def test_all_good_exit_0_folder_and_list(tiny_checkpoint: Path, clip_dir: Path, 
 
 def test_threshold_option(tiny_checkpoint: Path, clip_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.json"
-    rc = main(["detect", str(clip_dir / "good.mp4"), "--checkpoint", str(tiny_checkpoint), "--threshold", "0",
+    rc = main(["detect", str(clip_dir / "short.mp4"), "--checkpoint", str(tiny_checkpoint), "--threshold", "0",
                "--json", str(out), "--quiet"])
     assert rc == 0
     d = json.loads(out.read_text())[0]

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_50_concurrent_requests(live_server, clip_dir: Path) -> None:
     base, upload_dir = live_server
-    data = (clip_dir / "good.mp4").read_bytes()
+    data = (clip_dir / "short.mp4").read_bytes()
     bad = (clip_dir / "notes.mp4").read_bytes()
 
     async def one(client: httpx.AsyncClient, i: int) -> tuple[int, dict]:

@@ -255,23 +255,34 @@ class DecodedFrame:
         cx0, cy0 = max(ix0, 0), max(iy0, 0)
         cx1, cy1 = min(ix1, W - W % 2), min(iy1, H - H % 2)
         out_w, out_h = ix1 - ix0, iy1 - iy0
+        # Target size in coded orientation (square output, so rotation does not change it).
         if cx1 <= cx0 or cy1 <= cy0:
-            rgb = np.zeros((out_h, out_w, 3), np.uint8)
+            # Box entirely outside the frame: black (limited-range YUV black = 16, 128, 128).
+            yc = np.full((out_h, out_w), 16, np.uint8)
+            uc = vc = np.full((out_h // 2, out_w // 2), 128, np.uint8)
         else:
             yp, up, vp = self._yuv()
             yc = yp[cy0:cy1, cx0:cx1]
             uc = up[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
             vc = vp[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
-            h, w = yc.shape
-            # I420 layout = Y (h, w) then U, V (h/2, w/2) each, viewed as a (3h/2, w) image.
-            i420 = np.concatenate([yc.reshape(-1), uc.reshape(-1), vc.reshape(-1)]).reshape(h * 3 // 2, w)
-            rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
             if (cx0, cy0, cx1, cy1) != (ix0, iy0, ix1, iy1):
-                rgb = cv2.copyMakeBorder(rgb, cy0 - iy0, iy1 - cy1, cx0 - ix0, ix1 - cx1,
-                                         cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        rgb = self._rotate(rgb)
-        interp = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LINEAR
-        return cv2.resize(rgb, (size, size), interpolation=interp)
+                t, b, l, r = cy0 - iy0, iy1 - cy1, cx0 - ix0, ix1 - cx1
+                yc = cv2.copyMakeBorder(yc, t, b, l, r, cv2.BORDER_CONSTANT, value=16)
+                uc = cv2.copyMakeBorder(uc, t // 2, b // 2, l // 2, r // 2, cv2.BORDER_CONSTANT, value=128)
+                vc = cv2.copyMakeBorder(vc, t // 2, b // 2, l // 2, r // 2, cv2.BORDER_CONSTANT, value=128)
+        # Resize the planes (luma to size, chroma to size/2) *before* the colour conversion: the
+        # crop is usually several times larger than the output, so this converts ~size^2 pixels.
+        even = size + size % 2
+        interp = cv2.INTER_AREA if yc.shape[0] > even else cv2.INTER_LINEAR
+        ys = cv2.resize(yc, (even, even), interpolation=interp)
+        us = cv2.resize(uc, (even // 2, even // 2), interpolation=interp)
+        vs = cv2.resize(vc, (even // 2, even // 2), interpolation=interp)
+        # I420 layout = Y (h, w) then U, V (h/2, w/2) each, viewed as a (3h/2, w) image.
+        i420 = np.concatenate([ys.reshape(-1), us.reshape(-1), vs.reshape(-1)]).reshape(even * 3 // 2, even)
+        rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
+        if even != size:
+            rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        return self._rotate(rgb)
 
     def gray_region(self, box: tuple[float, float, float, float], out_side: int) -> tuple[np.ndarray, float, float, float]:
         """Luma of the display box clipped to the frame, scaled so its longer side is ``out_side``.

@@ -51,7 +51,7 @@ class HaarFaceDetector:
     supports_size_hint = True
 
     def __init__(self, cascade: str = "haarcascade_frontalface_alt2.xml", min_neighbors: int = 4,
-                 min_size_frac: float = 0.06, scale_factor: float = 1.1):
+                 min_size_frac: float = 0.08, scale_factor: float = 1.1):
         path = cascade if os.path.isfile(cascade) else os.path.join(cv2.data.haarcascades, cascade)
         self._clf = cv2.CascadeClassifier(path)
         if self._clf.empty():
@@ -71,8 +71,10 @@ class HaarFaceDetector:
         gray = cv2.equalizeHist(gray)
         ms = min_size if min_size is not None else max(12, int(min(gray.shape[:2]) * self.min_size_frac))
         kw = {"maxSize": (max_size, max_size)} if max_size else {}
+        # Full scans step scales faster (they only need to find the face; tracking refines it).
+        sf = self.scale_factor if max_size is not None else max(self.scale_factor, 1.15)
         boxes, _, weights = self._clf.detectMultiScale3(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            gray, scaleFactor=sf, minNeighbors=self.min_neighbors,
             minSize=(ms, ms), outputRejectLevels=True, **kw)
         if len(boxes) == 0:
             return np.zeros((0, 5), np.float32)
@@ -263,6 +265,10 @@ class FaceTracker:
                 cs, found = self._smoothed_hit(tr, keys, prev_i), True
             elif next_i is not None and keys[next_i] - t <= self.detect_every:
                 cs, found = self._smoothed_hit(tr, keys, next_i), True
+            elif prev_i is not None:
+                cs = self._smoothed_hit(tr, keys, prev_i)     # face lost: hold its last box
+            elif next_i is not None:
+                cs = self._smoothed_hit(tr, keys, next_i)     # face not seen yet: use its first box
         if cs is not None:
             cx, cy, side = cs
             half = side * (0.5 + self.margin)

@@ -37,9 +37,9 @@ FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but 
 LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
-FULL_SCAN_S = 0.8          # full-frame face search at least this often (s); region search between
-ROI_CONTEXT = 1.2          # region search: tracked face side x this on each side of its centre
-ROI_SIDE = 128             # region search image's longer side (pixels)
+FULL_SCAN_S = 2.0          # full-frame face search at least this often (s); region search between
+ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
+ROI_SIDE = 96              # region search image's longer side (pixels)
 
 
 @dataclass
@@ -125,8 +125,13 @@ class _CropStream:
         scale = img.shape[1] / frame.width
         gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         self.luma.append(float(gray.mean()))
+        kw: dict[str, int] = {}
+        if recent is not None and getattr(self.detector, "supports_size_hint", False):
+            # Periodic re-scan while a face is tracked: only faces at least half its size could
+            # take over the main track, so skip the small scales (most of a Haar scan's cost).
+            kw["min_size"] = max(12, int(0.5 * float(recent[2]) * scale))
         try:
-            dets = np.asarray(self.detector.detect(img), np.float32).reshape(-1, 5).copy()
+            dets = np.asarray(self.detector.detect(img, **kw), np.float32).reshape(-1, 5).copy()
         except cv2.error:
             # A detector failure on one frame is a miss, not a failed file.
             self.detect_errors += 1

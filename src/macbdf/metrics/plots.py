@@ -188,9 +188,13 @@ def embed_2d(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
         return PCA(n_components=2, random_state=seed).fit_transform(x)
     if method == "tsne":
         from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
         perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3.0)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        # OpenMP threads on a busy machine make small t-SNE runs 100x slower; one thread is
+        # plenty for the few thousand points of an evaluation plot.
+        with threadpool_limits(1 if len(x) < 5000 else None):
+            return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     raise ValueError(f"unknown method {method!r}; use pca or tsne")
 
 

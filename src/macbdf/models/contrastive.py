@@ -151,7 +151,7 @@ class AdaptiveTemperature(nn.Module):
         return self.tau0 * torch.exp((self.beta * phi).sum()), w, phi
 
     def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        x, y = x.float(), y.float()
+        x, y = x.to(self.beta.dtype), y.to(self.beta.dtype)   # fp32 even under autocast callers
         tau_new, _, phi = self.tau_new(x, y)
         # clones: the buffers are updated in place below, the graph must keep the values it used
         tau_prev, dtau_prev, grad_prev = self.tau_prev.clone(), self.dtau_prev.clone(), self.grad_prev.clone()

@@ -42,6 +42,17 @@ OUTPUT_KEYS = ("logit", "audio_logit", "video_logit", "frame_logit_audio", "fram
                "emb_audio", "emb_video", "z_audio", "z_video", "fusion_weights")
 
 
+class FixedProjection(nn.Module):
+    """A frozen random linear map (Johnson-Lindenstrauss style) kept as a buffer, saved with the weights."""
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.randn(d_out, d_in) / d_in ** 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight.t().to(x.dtype)
+
+
 def masked_time_mean(seq: Tensor, valid: Tensor) -> Tensor:
     """(B, T', C) averaged over the valid time steps (B, T') -> (B, C)."""
     w = valid.to(seq.dtype)[:, :, None]
@@ -71,8 +82,12 @@ class MACBDF(nn.Module):
         self.video_head = ProgressiveHead(c, cfg.head_widths, cfg.drop_head) if cfg.uses_video else None
         self.audio_head = ProgressiveHead(c, cfg.head_widths, cfg.drop_head) if cfg.uses_audio else None
         # unified contrastive space (§3.2.1) and clustering state (§3.2.2)
-        self.proj_video = nn.Linear(c, cfg.contrast_dim) if cfg.uses_video else None
-        self.proj_audio = nn.Linear(c, cfg.contrast_dim) if cfg.uses_audio else None
+        # without L_C nothing trains a projection: use a fixed random one (buffers) so that the model
+        # has no unused parameters (DDP without find_unused_parameters) and z still feeds Eq. 9
+        proj = (lambda: nn.Linear(c, cfg.contrast_dim)) if cfg.contrastive_active else \
+            (lambda: FixedProjection(c, cfg.contrast_dim))
+        self.proj_video = proj() if cfg.uses_video else None
+        self.proj_audio = proj() if cfg.uses_audio else None
         if cfg.fusion_weights_active:
             self.fusion_weights = FusionWeights(c, cfg.heads, cfg.fusion_gamma)
             self.clusters_video = ClusterState(cfg.contrast_dim, cfg.cluster_k_choices, cfg.cluster_bank_size,

@@ -253,6 +253,9 @@ def render_clip(spec: ClipSpec, pool_seed: int, size: int) -> Clip:
             driver = audio_content_mouth
         else:
             driver = mouth_track(_other_utterance(ident.voice, dur, [pool_seed, spec.clip_seed, 6]), FPS, n)
+            # Another recording's speech does not share this one's pauses (every utterance starts
+            # and ends in silence): shift it so that lead/tail silences do not line up by chance.
+            driver = np.roll(driver, int(rng.integers(n // 4, max(3 * n // 4, n // 4 + 1))))
         mouth = _blend_tracks(mouth_real, driver, vmask)
     frames = np.stack([render_frame(ident, sc.background, sc.poses[i], float(mouth[i]), float(sc.blinks[i]))
                        for i in range(n)])

@@ -25,7 +25,8 @@ import numpy as np
 
 from macbdf.synth.identity import Identity
 
-_SS = 2  # supersampling of the canonical canvas
+_SS = 1  # supersampling of the canonical canvas (LINE_AA edges are enough at 1; 2 costs 3x)
+_PAD = 1.3  # canonical canvas size / frame size: its border (and the shirt's edge) stays off-frame
 _SHIFT = 4  # OpenCV fixed-point fractional bits for sub-pixel drawing
 _ONE = 1 << _SHIFT
 MOUTH_INTERIOR = (52, 14, 22)  # RGB; dark red, used by the lip-sync test to measure the opening
@@ -82,14 +83,18 @@ def _face_outline(cx: float, cy: float, w: float, h: float, jaw: float, n: int =
 
 def canonical_geometry(ident: Identity, size: int) -> dict[str, float]:
     """Key positions in canonical canvas pixels (face centre, half-width W, half-height H)."""
-    S = size * _SS
-    w = ident.face_w * S
-    return {"cx": S / 2, "cy": S * 0.5, "W": w, "H": w * ident.aspect, "S": S}
+    S = _canvas_size(size)
+    w = ident.face_w * size * _SS
+    return {"cx": S / 2, "cy": S / 2, "W": w, "H": w * ident.aspect, "S": S}
+
+
+def _canvas_size(size: int) -> int:
+    return int(round(size * _SS * _PAD / 2)) * 2
 
 
 def pose_matrix(pose: Pose, size: int) -> np.ndarray:
     """2x3 affine map from the canonical canvas to the output frame."""
-    S = size * _SS
+    S = _canvas_size(size)
     m = cv2.getRotationMatrix2D((S / 2, S / 2), pose.roll, pose.scale / _SS)
     # getRotationMatrix2D keeps (S/2, S/2) fixed at scale pose.scale/_SS: move it to the frame centre.
     m[:, 2] = np.array([size / 2 + pose.dx * size, size / 2 + pose.dy * size]) - m[:, :2] @ np.array([S / 2, S / 2])
@@ -158,18 +163,26 @@ def _draw_head(canvas: np.ndarray, ident: Identity, size: int, pose: Pose, mouth
 
     # Eyes: socket shadow, sclera, iris/pupil, lid ring that also clips the iris, lash line.
     ey = fy + ident.eye_y * H
+    # Cheekbone highlights (soft: three nested steps) make the band under the eyes the lightest
+    # part of the face, as in photographs; dark skin needs it most for the Haar features.
+    lum = 0.3 * skin[0] + 0.59 * skin[1] + 0.11 * skin[2]
+    for k, grow in enumerate((1.0, 0.75, 0.5)):
+        hl = tuple(min(int(c * (1.0 + 0.04 * (k + 1)) + 4 * (k + 1)), 255) for c in skin)
+        for side in (-1, 1):
+            _ell(canvas, (fx + side * 0.45 * W, ey + 0.3 * H), (0.32 * W * grow, 0.18 * H * grow), hl)
+    socket = _shade(skin, 0.7 if lum < 120 else 0.78)
     open_h = ident.eye_h * W * max(1.0 - blink, 0.06)
     for side in (-1, 1):
         ew = ident.eye_w * W * (1.0 - 0.18 * side * yaw)
         ex = fx + side * ident.eye_dx * W * (1.0 - 0.1 * side * yaw)
-        _ell(canvas, (ex, ey - 0.02 * H), (ew * 1.45, ident.eye_h * W * 2.1), _shade(skin, 0.78))
+        _ell(canvas, (ex, ey - 0.02 * H), (ew * 1.45, ident.eye_h * W * 2.1), socket)
         _ell(canvas, (ex, ey), (ew, open_h), (236, 232, 226))
         ir = ident.eye_h * W * 0.95
         ix, iy = ex + pose.gaze_x * ew * 0.35, ey + pose.gaze_y * open_h * 0.3
         _ell(canvas, (ix, iy), (ir, ir), ident.iris)
         _ell(canvas, (ix, iy), (ir * 0.45, ir * 0.45), (12, 10, 10))
         ring = ident.eye_h * W * 1.6
-        _ell(canvas, (ex, ey), (ew + ring / 2, open_h + ring / 2), _shade(skin, 0.78), thickness=max(int(ring * _ONE) // _ONE, 1))
+        _ell(canvas, (ex, ey), (ew + ring / 2, open_h + ring / 2), socket, thickness=max(int(ring * _ONE) // _ONE, 1))
         _ell(canvas, (ex, ey), (ew, open_h), (30, 22, 20), thickness=max(int(0.025 * W), 1), start=180, end=360)
         # Brow: a thick dark arc above the socket.
         by = ey - ident.brow_y * H - pose.brow_raise * 0.05 * H
@@ -191,7 +204,7 @@ def _draw_head(canvas: np.ndarray, ident: Identity, size: int, pose: Pose, mouth
     my = fy + ident.mouth_y * H
     mx = fx + yaw * 0.08 * W
     mw = ident.mouth_w * W * (1.0 - 0.12 * mouth)
-    oh = float(np.clip(mouth, 0, 1)) * 0.2 * W
+    oh = float(np.clip(mouth, 0, 1)) * 0.28 * W
     lt = ident.lip_thick * W
     _ell(canvas, (mx, my + oh * 0.3), (mw, lt + oh * 0.55), ident.lips)
     if oh > 0.01 * W:
@@ -206,9 +219,11 @@ def render_frame(ident: Identity, background: np.ndarray, pose: Pose, mouth: flo
     """One RGB frame (uint8, same size as `background`) of `ident` in `pose`."""
     size = background.shape[0]
     m = pose_matrix(pose, size)
-    S = size * _SS
-    # Canvas pixels that fall outside the frame are never seen again: a constant border is enough.
-    canvas = cv2.warpAffine(background, m, (S, S), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    S = _canvas_size(size)
+    # Replicated border: where the canvas edge lands inside the frame (strong roll/zoom-out) the
+    # forward warp interpolates with background-coloured pixels, not with a black seam.
+    canvas = cv2.warpAffine(background, m, (S, S), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
     _draw_head(canvas, ident, size, pose, mouth, blink)
     # Transparent border: corners the rotated canvas does not cover keep the background.
     out = background.copy()

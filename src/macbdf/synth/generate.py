@@ -6,7 +6,7 @@ renamed into place only when complete). Anything else is refused.
 
 Example:
     >>> import tempfile
-    >>> out = generate(tempfile.mkdtemp() + "/bench", "lavdf", num_clips=4, seed=0,
+    >>> out = generate(tempfile.mkdtemp() + "/bench", "lavdf", num_clips=12, seed=0,
     ...                duration_range=(1.0, 1.2), size=96, progress=False)
     >>> sorted(p.name for p in out.iterdir())
     ['dev', 'metadata.json', 'metadata.min.json', 'synth_info.json', 'test', 'train']
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -169,15 +170,24 @@ def synthesize(
                     errors[idx] = err
                 bar.update(1)
         else:
-            # spawn: safe when the caller has threads (torch, tqdm monitor) and identical on every OS.
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                     initializer=_init_worker) as ex:
+            # Linux: fork, so a plain script calling generate() needs no `if __name__ == "__main__"`
+            # guard; the workers only use numpy/OpenCV/PyAV (never torch), so forking a process that
+            # has torch threads is harmless. Elsewhere fork is unsafe (macOS) or absent: spawn.
+            ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+            try:
                 futs = [ex.submit(_render_job, spec, seed, size, str(out)) for spec in todo]
                 for fut in as_completed(futs):
                     idx, err = fut.result()
                     if err:
                         errors[idx] = err
                     bar.update(1)
+            except BaseException:
+                # Ctrl-C: drop the queued clips instead of waiting for all of them; finished clips
+                # are on disk and the next run resumes from there.
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+            ex.shutdown(wait=True)
     finally:
         bar.close()
     report.seconds = time.perf_counter() - t0

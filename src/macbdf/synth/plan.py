@@ -230,6 +230,9 @@ def make_plan(
                         [[round(int(n_frames * 0.4) / FPS, 3), round(int(n_frames * 0.85) / FPS, 3)]]
                 else:
                     spec.audio_periods = shared if cat == "FVFA" or not is_partial else _segments(rng, n_frames, count)
+            if cat == "FVFA" and spec.audio_periods != spec.video_periods:
+                # LAV-DF-style metadata has one list of periods for both tracks: keep them equal.
+                spec.video_periods = spec.audio_periods
             spec.params = _params(rng, spec)
             if spec.video_family == "faceswap":
                 spec.donor = same_gender[int(rng.integers(len(same_gender)))]

@@ -32,9 +32,10 @@ Example:
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from macbdf.data.manifest import ManifestError, SampleRecord
 
@@ -42,7 +43,6 @@ from ._base import (UNASSIGNED, check_root, handle_missing, iter_video_files, lo
                     parse_split, register)
 
 _TRAIN_PART = re.compile(r"^dfdc_train_part_\d+$", re.I)
-MODALITY_MODES = ("unknown", "visual", "compare")
 
 
 def _metadata_files(root: Path) -> Iterator[Path]:
@@ -64,16 +64,16 @@ class _Locator:
         self.folder = folder
         self._index: dict[str, list[Path]] | None = None
 
-    def find(self, key: str) -> Path:
-        direct = self.folder / key
-        if direct.is_file():
+    def find(self, key: str) -> str:
+        direct = os.path.join(self.folder, key)
+        if os.path.isfile(direct):  # os.path: ~3x cheaper than pathlib over 100k+ entries
             return direct
         if self._index is None:
             self._index = {}
             for f in iter_video_files(self.folder):
                 self._index.setdefault(f.name, []).append(f)
-        hits = self._index.get(PurePosixPath(key).name, [])
-        return hits[0] if len(hits) == 1 else direct
+        hits = self._index.get(os.path.basename(key), [])
+        return str(hits[0]) if len(hits) == 1 else direct
 
 
 @register("dfdc")
@@ -98,22 +98,33 @@ def load_dfdc(root: Path, *, modality_labels: str = "unknown", missing: str = "s
         for where, key, lab, split, original, extra in entries:
             records.append(_record(key, lab, split or default_split, original, extra, loc=loc))
     records = handle_missing(records, missing=missing, dataset="dfdc", source=root)
-    if modality_labels == "visual":
-        for r in records:
-            if r.label == 1:
-                r.video_label = 1
-    elif modality_labels == "compare":
-        from .dfdc_compare import derive_modality_labels
-
-        derive_modality_labels(records)
+    MODALITY_MODES[modality_labels](records)
     return records
+
+
+def _assume_visual(records: list[SampleRecord]) -> None:
+    for r in records:
+        if r.label == 1:
+            r.video_label = 1
+
+
+def _compare(records: list[SampleRecord]) -> None:
+    from .dfdc_compare import derive_modality_labels  # decodes media: imported only when asked for
+
+    derive_modality_labels(records)
+
+
+#: What a fake's per-modality labels become (see the module docstring).
+MODALITY_MODES: dict[str, Callable[[list[SampleRecord]], None]] = {
+    "unknown": lambda records: None, "visual": _assume_visual, "compare": _compare,
+}
 
 
 def _record(key: str, label: int, split: str, original: str | None, extra: dict[str, Any], *,
             loc: _Locator) -> SampleRecord:
     real = label == 0
     return SampleRecord(
-        video_id=key, path=str(loc.find(key)), label=label,
+        video_id=key, path=loc.find(key), label=label,
         video_label=0 if real else None, audio_label=0 if real else None,
         category="RVRA" if real else None, method="real" if real else "dfdc",
         split=split, identity=original or key, dataset="dfdc",
@@ -127,6 +138,8 @@ Entry = tuple[str, str, int, str, "str | None", dict[str, Any]]
 def _key(value: Any, *, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ManifestError(f"{where}: missing or empty file name")
+    if "/" not in value and "\\" not in value and value.strip() not in (".", ".."):
+        return value.strip()  # the usual bare DFDC name
     p = PurePosixPath(value.strip().replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts:
         raise ManifestError(f"{where}: file name must be relative, got {value!r}")

@@ -1,0 +1,214 @@
+"""Model cost per named config on CPU: parameters, FLOPs, forward and forward+backward time, peak memory.
+
+Workload (issue 3): one 20.5 s clip = 512 frames at 25 fps of 96x96 faces plus its log-mel, batch 1,
+fp32, random weights, cut into windows of the config's ``num_frames`` and run window by window
+(forward: ``model.eval()`` under ``torch.inference_mode``; forward+backward: train mode, the full
+`MACBCriterion` total and ``backward()``). Each config runs in a fresh subprocess so that its peak
+resident memory (``resource.getrusage(...).ru_maxrss``; tracemalloc cannot see torch's allocations)
+is its own. The process baseline (Python + torch + the model + the clip) is reported separately.
+
+Targets on 2 cores: ``small`` <= 0.05 s forward per second of video with peak <= 1 GiB; ``base`` no
+slower per video-second than the public BA-TFD+ (0.29 s, measured on this machine kind by issue 3).
+
+Usage:
+    python benchmarks/model_speed.py                    # tiny, small, base; writes benchmarks/RESULTS.md
+    python benchmarks/model_speed.py --configs small --no-write --json
+
+The last line printed is ``small_forward_s_per_video_s: X``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLIP_FRAMES = 512          # 20.48 s at 25 fps
+FACE = 96
+FPS = 25.0
+BATFD_PLUS_S_PER_VIDEO_S = 0.29   # issue 3 anchor (2 cores, fp32, batch 1, random weights)
+SMALL_TARGET_S = 0.05
+SMALL_TARGET_MIB = 1024.0
+SECTION = "## model_speed"
+
+
+def _rss_mib() -> float:
+    # Linux reports ru_maxrss in KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(name: str, threads: int, repeats: int) -> dict:
+    """Measure one config in this (fresh) process."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from macbdf.models.losses import MACBCriterion
+    from macbdf.models.registry import create_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = create_model(name)
+    crit = MACBCriterion(model.config)
+    cfg = model.config
+    t = cfg.num_frames
+    mpf, n_mels = cfg.preprocess.mel_per_frame, cfg.preprocess.n_mels
+    video = torch.rand(CLIP_FRAMES, 3, FACE, FACE)
+    audio = torch.randn(CLIP_FRAMES * mpf, n_mels) - 5.0
+    n_win = -(-CLIP_FRAMES // t)
+
+    def window(i: int) -> dict:
+        s, e = i * t, min((i + 1) * t, CLIP_FRAMES)
+        v = torch.zeros(1, t, 3, FACE, FACE)
+        v[0, : e - s] = video[s:e]
+        a = torch.zeros(1, t * mpf, n_mels)
+        a[0, : (e - s) * mpf] = audio[s * mpf: e * mpf]
+        mask = torch.zeros(1, t, dtype=torch.bool)
+        mask[0, : e - s] = True
+        z = torch.zeros(1)
+        return {"video": v, "audio": a, "frame_mask": mask, "label": z, "video_label": z, "audio_label": z,
+                "frame_label_video": torch.zeros(1, t), "frame_label_audio": torch.zeros(1, t),
+                "method_id": torch.zeros(1, dtype=torch.long)}
+
+    windows = [window(i) for i in range(n_win)]
+    params = sum(p.numel() for p in model.parameters())
+    baseline_mib = _rss_mib()
+
+    model.eval()
+    # FlopCounterMode's module tracker hooks into autograd: count with grad mode on, time under inference_mode
+    flop_counter = FlopCounterMode(display=False)
+    with flop_counter:
+        model(windows[0])
+    flops_window = flop_counter.get_total_flops()
+    with torch.inference_mode():
+        model(windows[0])  # warm-up (oneDNN primitive creation)
+        fwd = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for w in windows:
+                model(w)
+            fwd.append(time.perf_counter() - t0)
+    peak_fwd = _rss_mib()
+
+    model.train()
+    crit.train()
+    # warm-up one step, then the whole clip
+    crit.total(crit(model(windows[0]), windows[0])).backward()
+    train = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for w in windows:
+            model.zero_grad(set_to_none=True)
+            crit.total(crit(model(w), w)).backward()
+        train.append(time.perf_counter() - t0)
+    peak_train = _rss_mib()
+    dur = CLIP_FRAMES / FPS
+    return {
+        "config": name, "params": params, "num_frames": t, "windows": n_win, "threads": threads,
+        "gflops_per_video_s": flops_window * n_win / dur / 1e9,
+        "forward_s": min(fwd), "forward_s_per_video_s": min(fwd) / dur,
+        "train_s": min(train), "train_s_per_video_s": min(train) / dur,
+        "baseline_rss_mib": baseline_mib, "peak_rss_forward_mib": peak_fwd, "peak_rss_train_mib": peak_train,
+    }
+
+
+def run_config(name: str, threads: int, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        return {"config": name, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| config | params | T | GFLOPs / video-s | fwd s / video-s | fwd+bwd s / video-s | "
+            "peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | baseline RSS (MiB) |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 7)
+            continue
+        lines.append(f"| {r['config']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | {r['gflops_per_video_s']:.2f} | "
+                     f"{r['forward_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
+                     f"{r['peak_rss_train_mib']:.0f} | {r['baseline_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    by = {r["config"]: r for r in rows if "error" not in r}
+    out = []
+    if "small" in by:
+        s = by["small"]
+        out.append(f"small: {s['forward_s_per_video_s']:.4f} s per video-second (target <= {SMALL_TARGET_S}, "
+                   f"ratio target/measured {SMALL_TARGET_S / s['forward_s_per_video_s']:.2f}x), peak "
+                   f"{s['peak_rss_forward_mib']:.0f} MiB (target <= {SMALL_TARGET_MIB:.0f})")
+    if "base" in by:
+        b = by["base"]
+        out.append(f"base: {b['forward_s_per_video_s']:.4f} s per video-second vs BA-TFD+ {BATFD_PLUS_S_PER_VIDEO_S} "
+                   f"(BA-TFD+/base = {BATFD_PLUS_S_PER_VIDEO_S / b['forward_s_per_video_s']:.2f}x)")
+    if "small" in by and "base" in by:
+        out.append(f"base/small forward time ratio (same run): "
+                   f"{by['base']['forward_s_per_video_s'] / by['small']['forward_s_per_video_s']:.1f}x")
+    return out
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace (or append) this benchmark's own section of RESULTS.md, atomically."""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find(SECTION + "\n")
+    if start >= 0:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + (text[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".RESULTS.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", nargs="+", default=["tiny", "small", "base"])
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the target machine has 2 cores)")
+    ap.add_argument("--repeats", type=int, default=2, help="clip passes per measurement; the fastest is kept")
+    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    ap.add_argument("--json", action="store_true", help="also print the raw rows as JSON")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.threads, args.repeats)))
+        return 0
+
+    rows = []
+    for name in args.configs:
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        rows.append(run_config(name, args.threads, args.repeats))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    tab = table(rows)
+    notes = verdicts(rows)
+    print(tab)
+    for n in notes:
+        print(n)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    if not args.no_write:
+        body = (f"{SECTION}\n\nCPU, {args.threads} threads, fp32, batch 1, random weights; one {CLIP_FRAMES}-frame "
+                f"({CLIP_FRAMES / FPS:.2f} s) clip of {FACE}x{FACE} faces in windows of `num_frames`; fastest of "
+                f"{args.repeats} passes; peak = ru_maxrss of a fresh process per config (includes the baseline: "
+                f"Python, torch, model, clip). 1-min load average during the run: {load:.1f} (the machine is shared, "
+                f"so times are upper bounds). Command: `python benchmarks/model_speed.py`.\n\n{tab}\n\n"
+                + "".join(f"- {n}\n" for n in notes))
+        write_section(Path(__file__).resolve().parent / "RESULTS.md", body)
+    small = next((r for r in rows if r.get("config") == "small" and "error" not in r), None)
+    print(f"small_forward_s_per_video_s: {small['forward_s_per_video_s']:.4f}" if small
+          else "small_forward_s_per_video_s: nan")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

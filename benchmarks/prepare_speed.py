@@ -1,0 +1,176 @@
+"""Decode-only vs. full `prepare` time on the same clips, in one run.
+
+Decode-only = demux + decode every video and audio frame with PyAV (same threading as prepare),
+no conversion at all: the least any pipeline must pay. Full prepare = ``prepare_file`` (timestamp
+resampling, face detection + tracking, crops, audio resampling, log-mel) + writing the sample file
+to a cache, i.e. what ``macbdf prepare`` does per video. Clips alternate decode/prepare so that
+load changes on a shared machine hit both sides alike. The headline is the ratio (target <= 2.0).
+
+Clips: the real clips in ../shared/media when present (``--clips DIR`` to choose), else generated
+ones. Results are appended to benchmarks/RESULTS.md under ``## prepare_speed``.
+
+Usage:
+    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from macbdf.config import PreprocessConfig
+from macbdf.data.manifest import SampleRecord
+from macbdf.media.cache import write_sample
+from macbdf.media.decode import probe
+from macbdf.media.prepare import default_face_detector, prepare_file
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = REPO.parent / "shared" / "media"
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+SECTION = "## prepare_speed"
+
+
+def decode_only(path: Path) -> int:
+    """Decode every frame of every audio/video stream; returns the number of video frames."""
+    n = 0
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type in ("video", "audio")]
+        for s in streams:
+            s.thread_type = "AUTO"
+        for frame in c.decode(*streams):
+            if isinstance(frame, av.VideoFrame):
+                n += 1
+    return n
+
+
+def generated_clips(d: Path, n: int = 6) -> list[Path]:
+    """Talking-head-sized clips (moving shapes, a tone) when no real clips are available."""
+    out = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        p = d / f"gen_{i}.mp4"
+        c = av.open(str(p), "w")
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 640, 480, "yuv420p"
+        a = c.add_stream("aac", rate=16000)
+        a.layout = "mono"
+        for k in range(125):
+            img = np.full((480, 640, 3), 60, np.uint8)
+            x = 200 + int(40 * np.sin(k / 10 + i))
+            img[120:360, x:x + 200] = rng.integers(120, 220, 3)
+            for pk in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pk)
+        for pk in vs.encode():
+            c.mux(pk)
+        t = np.arange(5 * 16000) / 16000
+        sig = (0.2 * np.sin(2 * np.pi * 220 * (i + 1) * t)).astype(np.float32)
+        for s in range(0, sig.size, 1024):
+            af = av.AudioFrame.from_ndarray(sig[None, s:s + 1024].copy(), format="fltp", layout="mono")
+            af.sample_rate, af.pts = 16000, s
+            for pk in a.encode(af):
+                c.mux(pk)
+        for pk in a.encode():
+            c.mux(pk)
+        c.close()
+        out.append(p)
+    return out
+
+
+def peak_rss_mb() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024.0 if sys.platform != "darwin" else r / 1024.0 / 1024.0
+
+
+def write_results(lines: list[str]) -> None:
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    block = "\n".join([SECTION, *lines]) + "\n"
+    if SECTION in text:
+        # Replace our own section only (up to the next "## " heading).
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + block + (text[nxt + 1:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, RESULTS)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=Path, default=None, help="folder of .mp4 clips (default ../shared/media)")
+    ap.add_argument("--repeat", type=int, default=1, help="passes over the clips (times are summed)")
+    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
+    src = args.clips or SHARED_MEDIA
+    clips = sorted(src.glob("*.mp4")) if src.is_dir() else []
+    source = f"real clips ({src.name}/)" if clips else "generated clips (no real clips found)"
+    if not clips:
+        clips = generated_clips(tmp)
+    cfg = PreprocessConfig()
+    default_face_detector()                      # cascade load is a one-off, not per video
+    video_s = sum((probe(p).duration or 0.0) for p in clips)
+
+    t_dec = t_prep = 0.0
+    frames_out = 0
+    per_clip = []
+    rss0 = peak_rss_mb()
+    for rep in range(args.repeat):
+        for i, p in enumerate(clips):
+            order = ("dec", "prep") if (i + rep) % 2 == 0 else ("prep", "dec")
+            td = tp = 0.0
+            for what in order:
+                t0 = time.perf_counter()
+                if what == "dec":
+                    decode_only(p)
+                    td = time.perf_counter() - t0
+                else:
+                    clip = prepare_file(p, cfg)
+                    write_sample(tmp / "cache", SampleRecord(video_id=p.name, path=str(p)), clip)
+                    tp = time.perf_counter() - t0
+                    frames_out += clip.num_frames
+            t_dec += td
+            t_prep += tp
+            if rep == 0:
+                per_clip.append((p.name, td, tp))
+    ratio = t_prep / t_dec
+    n = len(clips) * args.repeat
+    lines = [
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores (shared; load average {os.getloadavg()[0]:.1f} at the end); "
+        f"PyAV {av.__version__}; one process",
+        f"- clips: {len(clips)} {source}, {video_s:.1f} s of video, x{args.repeat} pass(es); "
+        f"config: {cfg.fps:g} fps, face {cfg.face_size}px, {cfg.n_mels} mels, detect every {cfg.detect_every} "
+        f"frames at <= {cfg.detect_max_side}px",
+        f"- decode only: {t_dec:.2f} s; full prepare (+ cache write): {t_prep:.2f} s",
+        f"- prepare: {n / t_prep:.2f} clips/s, {video_s * args.repeat / t_prep:.2f} s of video per s, "
+        f"{frames_out / t_prep:.0f} output frames/s",
+        f"- peak RSS: {peak_rss_mb():.0f} MB (at start {rss0:.0f} MB)",
+        "",
+        "| clip | decode s | prepare s | ratio |",
+        "|---|---|---|---|",
+        *[f"| {name} | {td:.2f} | {tp:.2f} | {tp / td:.2f} |" for name, td, tp in per_clip],
+        "",
+        f"prepare_over_decode_ratio: {ratio:.2f}",
+    ]
+    print("\n".join(lines[:-1]))
+    if not args.no_write:
+        write_results(lines)
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"prepare_over_decode_ratio: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Torch Dataset over a prepared cache, and ``collate`` -> the model's batch dict.
+
+Each item is a fixed window of ``num_frames`` frames: a random window in training, the centred
+window in evaluation (``eval_window="first"`` for the first one); clips shorter than the window are
+padded and masked. Reads are memory-mapped slices of the safetensors sample files (only the
+window's frames are read and copied once).
+
+Batch dict (docs/architecture.md)::
+
+    video             float32 (B, T, 3, S, S)   in [0, 1]
+    audio             float32 (B, T * mel_per_frame, n_mels)
+    frame_mask        bool    (B, T)            False on padding
+    label, video_label, audio_label   float32 (B,)   -1 where the dataset gives no label
+    frame_label_video, frame_label_audio  float32 (B, T)
+    method_id         int64   (B,)              0 = real; see CacheDataset.method_vocab
+    (+ video_id: list[str], start_frame: int64 (B,), num_valid: int64 (B,))
+
+Window labels: where a record has fake periods, the window's sample labels are the maximum of its
+frame labels (a random crop of a partially faked clip may be entirely real); otherwise they are
+the record's labels.
+
+Example:
+    >>> ds = CacheDataset("cache", split="train", num_frames=16, train=True)     # doctest: +SKIP
+    >>> loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=collate, num_workers=2)  # doctest: +SKIP
+    >>> batch = next(iter(loader)); batch["video"].shape                          # doctest: +SKIP
+    torch.Size([8, 16, 3, 96, 96])
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch.utils.data import Dataset
+
+from macbdf.config import PreprocessConfig
+from macbdf.data.manifest import SampleRecord
+
+__all__ = ["CacheDataset", "collate", "build_method_vocab"]
+
+_TENSOR_KEYS = ("video", "audio", "frame_mask", "label", "video_label", "audio_label",
+                "frame_label_video", "frame_label_audio", "method_id", "start_frame", "num_valid")
+
+
+def build_method_vocab(records: Sequence[SampleRecord]) -> dict[str, int]:
+    """``{"real": 0, <fake methods sorted>: 1..}``; fakes without a method share ``"fake"``.
+
+    Example:
+        >>> from macbdf.data.manifest import SampleRecord as R
+        >>> build_method_vocab([R("a", "a", label=1, method="wav2lip"), R("b", "b", label=0, method="real")])
+        {'real': 0, 'wav2lip': 1}
+    """
+    names = set()
+    for r in records:
+        if r.label == 1:
+            names.add(r.method if r.method and r.method != "real" else "fake")
+    return {"real": 0, **{m: i + 1 for i, m in enumerate(sorted(names))}}
+
+
+def _lab(v: int | None) -> float:
+    return -1.0 if v is None else float(v)
+
+
+class CacheDataset(Dataset):
+    """Windows of prepared samples from a cache directory.
+
+    Args:
+        cache_dir: made by ``macbdf prepare`` (manifest.jsonl or unmerged shard manifests).
+        split: keep records of this split (or of any of these splits); None keeps all.
+        num_frames: window length T in frames.
+        train: random windows (else the centred / first window, deterministic).
+        face_size: resize crops to this side when the cache's differs (the model's input size).
+        method_vocab: method -> id (0 = real); default built from the cache's records. Methods not
+            in a given vocabulary map to ``len(method_vocab)`` (one shared "other" id).
+        eval_window: "center" or "first" (evaluation only).
+        records: use these records instead of reading the manifest (e.g. a filtered subset).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, split: str | Sequence[str] | None = None, num_frames: int = 16,
+                 train: bool = False, face_size: int | None = None, method_vocab: dict[str, int] | None = None,
+                 eval_window: str = "center", records: Sequence[SampleRecord] | None = None):
+        from macbdf.media.cache import load_cache_config, read_cache_manifest
+
+        self.cache_dir = Path(cache_dir)
+        self.cfg = load_cache_config(self.cache_dir) or PreprocessConfig()
+        recs = list(records) if records is not None else read_cache_manifest(self.cache_dir)
+        if split is not None:
+            keep = {split} if isinstance(split, str) else set(split)
+            recs = [r for r in recs if r.split in keep]
+        self.records: list[SampleRecord] = [r for r in recs if r.file]
+        if num_frames < 1:
+            raise ValueError("num_frames must be >= 1")
+        if eval_window not in ("center", "first"):
+            raise ValueError("eval_window must be 'center' or 'first'")
+        self.num_frames = int(num_frames)
+        self.train = bool(train)
+        self.eval_window = eval_window
+        self.face_size = face_size
+        self.method_vocab = dict(method_vocab) if method_vocab is not None else build_method_vocab(self.records)
+        self.mel_per_frame = self.cfg.mel_per_frame
+        self.pad_logmel = float(np.log(self.cfg.log_eps))   # padding reads as silence
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def labels(self) -> np.ndarray:
+        """Sample labels of all records (-1 unknown), e.g. for a balanced sampler."""
+        return np.array([_lab(r.label) for r in self.records], np.float32)
+
+    def _method_id(self, rec: SampleRecord, label: float) -> int:
+        if label != 1.0:
+            return 0
+        name = rec.method if rec.method and rec.method != "real" else "fake"
+        return int(self.method_vocab.get(name, len(self.method_vocab)))
+
+    def _start(self, n: int) -> int:
+        T = self.num_frames
+        if n <= T:
+            return 0
+        if self.train:
+            # torch's RNG: DataLoader workers are seeded distinctly and reproducibly.
+            return int(torch.randint(0, n - T + 1, (1,)).item())
+        return 0 if self.eval_window == "first" else (n - T) // 2
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        rec = self.records[idx]
+        T, mpf = self.num_frames, self.mel_per_frame
+        path = self.cache_dir / rec.file
+        with safe_open(str(path), framework="pt") as f:
+            n = int(f.get_slice("frames").get_shape()[0])
+            s = self._start(n)
+            e = min(n, s + T)
+            frames = f.get_slice("frames")[s:e]                       # (t, S, S, 3) uint8
+            logmel = f.get_slice("logmel")[s * mpf: e * mpf]          # (t * mpf, M) float16
+            flv = f.get_slice("frame_label_video")[s:e]
+            fla = f.get_slice("frame_label_audio")[s:e]
+        t = e - s
+        video = frames.permute(0, 3, 1, 2).float().div_(255.0)        # (t, 3, S, S)
+        if self.face_size is not None and video.shape[-1] != self.face_size:
+            video = F.interpolate(video, size=(self.face_size, self.face_size), mode="bilinear",
+                                  align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        S = video.shape[-1]
+        out_video = torch.zeros(T, 3, S, S)
+        out_video[:t] = video
+        audio = torch.full((T * mpf, logmel.shape[1]), self.pad_logmel)
+        audio[: logmel.shape[0]] = logmel.float()
+        mask = torch.zeros(T, dtype=torch.bool)
+        mask[:t] = True
+        flv_t = torch.zeros(T)
+        flv_t[:t] = flv.float()
+        fla_t = torch.zeros(T)
+        fla_t[:t] = fla.float()
+
+        has_periods = bool(rec.fake_periods) or rec.video_fake_periods is not None or rec.audio_fake_periods is not None
+        if has_periods and t > 0:
+            vl = float(flv_t[:t].max()) if rec.video_label is not None or bool(flv_t.any()) else -1.0
+            al = float(fla_t[:t].max()) if rec.audio_label is not None or bool(fla_t.any()) else -1.0
+            label = max(vl, al) if rec.label is not None else -1.0
+        else:
+            vl, al, label = _lab(rec.video_label), _lab(rec.audio_label), _lab(rec.label)
+        return {
+            "video": out_video, "audio": audio, "frame_mask": mask,
+            "label": torch.tensor(label), "video_label": torch.tensor(vl), "audio_label": torch.tensor(al),
+            "frame_label_video": flv_t, "frame_label_audio": fla_t,
+            "method_id": torch.tensor(self._method_id(rec, label), dtype=torch.int64),
+            "start_frame": torch.tensor(s, dtype=torch.int64), "num_valid": torch.tensor(t, dtype=torch.int64),
+            "video_id": rec.video_id,
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack per-sample dicts into the batch dict; non-tensor fields become lists.
+
+    Items whose windows differ in face size are resized to the first item's size.
+
+    Example:
+        >>> import torch
+        >>> it = {"video": torch.zeros(4, 3, 8, 8), "audio": torch.zeros(16, 64), "frame_mask": torch.ones(4, dtype=torch.bool),
+        ...       "label": torch.tensor(1.0), "video_id": "a"}
+        >>> b = collate([it, it]); b["video"].shape, b["video_id"]
+        (torch.Size([2, 4, 3, 8, 8]), ['a', 'a'])
+    """
+    if not items:
+        raise ValueError("collate of an empty list")
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if isinstance(vals[0], torch.Tensor):
+            if key == "video":
+                S = vals[0].shape[-1]
+                vals = [v if v.shape[-1] == S else F.interpolate(v, size=(S, S), mode="bilinear",
+                                                                align_corners=False, antialias=True) for v in vals]
+            batch[key] = torch.stack(vals)
+        else:
+            batch[key] = vals
+    return batch
+
+
+def window_count(num_frames: int, window: int, stride: int | None = None) -> int:
+    """Number of windows of ``window`` frames with ``stride`` covering ``num_frames`` (>= 1)."""
+    stride = stride or window
+    return max(1, math.ceil(max(0, num_frames - window) / stride) + 1)

@@ -1,0 +1,300 @@
+"""The prepared-sample cache (format fixed in docs/architecture.md).
+
+Layout of ``CACHE_DIR``::
+
+    cache_config.json                 PreprocessConfig.to_dict() the samples were made with
+    manifest.jsonl                    one SampleRecord per prepared sample (+ file, num_frames, fps, duration, flags)
+    failures.jsonl                    {"path", "video_id", "reason"} per file that could not be prepared
+    manifest-K-of-N.jsonl             the same, written by ``prepare --shard K/N`` (merged by ``prepare --merge``;
+    failures-K-of-N.jsonl             :func:`read_cache_manifest` also reads them directly)
+    shards/NNN/<safe id>-<hash>.safetensors   one sample per file
+
+A sample file holds ``frames`` uint8 (T, S, S, 3), ``logmel`` float16 (T * mel_per_frame, n_mels),
+``frame_label_video`` / ``frame_label_audio`` uint8 (T,), and the JSON of its manifest record in the
+safetensors metadata under ``record``. Every file is written to a temporary name in the same folder
+and renamed into place, so an interrupted run never leaves a half-written sample or manifest: a
+sample file that exists is complete, and ``prepare`` skips it when resuming.
+
+Example:
+    >>> rel = sample_relpath("FakeAVCeleb/id00001/00001.mp4")
+    >>> rel.startswith("shards/") and rel.endswith(".safetensors")
+    True
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from macbdf.config import PreprocessConfig
+from macbdf.data.manifest import ManifestError, SampleRecord, iter_jsonl, write_manifest
+
+__all__ = ["CacheError", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
+           "load_cache_config", "write_cache_config", "check_cache_config", "read_cache_manifest",
+           "read_failures", "manifest_name", "failures_name", "merge_shards", "rebuild_manifest",
+           "write_jsonl", "SHARD_BUCKETS"]
+
+SHARD_BUCKETS = 1000          # shards/000 .. shards/999: keeps folders small on 100k-sample datasets
+CACHE_FORMAT_VERSION = "1"
+_SHARD_FILE = re.compile(r"^(manifest|failures)-(\d+)-of-(\d+)\.jsonl$")
+
+
+class CacheError(RuntimeError):
+    """A cache that cannot be used as asked (different preprocessing config, unreadable file)."""
+
+
+def _digest(video_id: str) -> str:
+    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()
+
+
+def sample_relpath(video_id: str) -> str:
+    """Path of a sample file relative to the cache dir; stable for a given ``video_id``.
+
+    The file name keeps a readable, file-system-safe form of the id plus 10 hex digits of its SHA-1
+    (ids that differ only in unsafe characters cannot collide).
+    """
+    h = _digest(video_id)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", video_id).strip("._")[:80] or "sample"
+    bucket = int(h[:8], 16) % SHARD_BUCKETS
+    return f"shards/{bucket:03d}/{safe}-{h[:10]}.safetensors"
+
+
+def frame_labels(record: SampleRecord, num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame labels (video, audio), uint8 (T,) each.
+
+    From ``record.periods_for(modality)`` as LAV-DF/BA-TFD do
+    (``label[int(begin * fps):int(end * fps)] = 1``); without periods, the modality's sample label
+    on every frame (unknown labels give 0).
+    """
+    out = []
+    for modality, lab in (("video", record.video_label), ("audio", record.audio_label)):
+        fl = np.zeros(num_frames, np.uint8)
+        periods = record.periods_for(modality)
+        if periods:
+            for p in periods:
+                b, e = float(p[0]), float(p[1])
+                fl[max(0, int(b * fps)): max(0, int(e * fps))] = 1
+        elif lab:
+            fl[:] = 1
+        out.append(fl)
+    return out[0], out[1]
+
+
+def _atomic_write_bytes(path: Path, writer: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_sample(cache_dir: str | os.PathLike, record: SampleRecord, clip: Any) -> SampleRecord:
+    """Write one prepared clip atomically; returns the record with the cache fields filled in.
+
+    Args:
+        cache_dir: the cache root.
+        record: the manifest record of the sample (not modified).
+        clip: a :class:`macbdf.media.prepare.PreparedClip`.
+    """
+    rel = sample_relpath(record.video_id)
+    d = record.to_dict()
+    n = int(clip.frames.shape[0])
+    d.update(file=rel, num_frames=n, fps=float(clip.fps), duration=round(float(clip.duration), 4),
+             flags=sorted(set(d.get("flags") or []) | set(clip.flags)))
+    extra = dict(d.get("extra") or {})
+    info = clip.info or {}
+    extra["media"] = {k: info[k] for k in ("src_fps", "width", "height", "rotation", "video_codec",
+                                           "audio_rate", "audio_channels", "face_coverage") if k in info}
+    d["extra"] = extra
+    out = SampleRecord.from_dict(d)
+    flv, fla = frame_labels(out, n, float(clip.fps))
+    tensors = {
+        "frames": np.ascontiguousarray(clip.frames, dtype=np.uint8),
+        "logmel": np.ascontiguousarray(np.clip(clip.logmel, -65000, 65000).astype(np.float16)),
+        "frame_label_video": flv,
+        "frame_label_audio": fla,
+    }
+    meta = {"record": json.dumps(out.to_dict(), ensure_ascii=False), "format_version": CACHE_FORMAT_VERSION}
+    _atomic_write_bytes(Path(cache_dir) / rel, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return out
+
+
+def _sample_path(cache_dir: str | os.PathLike, record: SampleRecord | dict[str, Any] | str) -> Path:
+    if isinstance(record, str):
+        rel = record
+    else:
+        rec = record if isinstance(record, dict) else record.to_dict()
+        rel = rec.get("file") or sample_relpath(rec["video_id"])
+    return Path(cache_dir) / rel
+
+
+def read_sample(cache_dir: str | os.PathLike, record: SampleRecord | dict[str, Any] | str) -> dict[str, np.ndarray]:
+    """All tensors of one sample (memory-mapped read via safetensors).
+
+    ``record`` may be a SampleRecord, its dict, or the relative file path.
+
+    Example:
+        >>> s = read_sample("cache", records[0])          # doctest: +SKIP
+        >>> s["frames"].shape, s["logmel"].dtype           # doctest: +SKIP
+        ((250, 96, 96, 3), dtype('float16'))
+    """
+    path = _sample_path(cache_dir, record)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise CacheError(f"sample file missing: {path}") from None
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CacheError(f"unreadable sample file {path}: {e}") from None
+
+
+def read_sample_record(path: str | os.PathLike) -> SampleRecord:
+    """The manifest record stored in a sample file's metadata (reads only the header)."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise CacheError(f"unreadable sample file {path}: {e}") from None
+    if "record" not in meta:
+        raise CacheError(f"sample file without a record: {path}")
+    return SampleRecord.from_dict(json.loads(meta["record"]))
+
+
+# ---- config ------------------------------------------------------------------------------------
+def load_cache_config(cache_dir: str | os.PathLike) -> PreprocessConfig | None:
+    """The PreprocessConfig a cache was made with (None for a new cache)."""
+    p = Path(cache_dir) / "cache_config.json"
+    if not p.exists():
+        return None
+    try:
+        return PreprocessConfig.from_dict(json.loads(p.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise CacheError(f"{p}: invalid cache config ({e})") from None
+
+
+def write_cache_config(cache_dir: str | os.PathLike, cfg: PreprocessConfig) -> None:
+    p = Path(cache_dir) / "cache_config.json"
+    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n"
+    _atomic_write_bytes(p, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def check_cache_config(cache_dir: str | os.PathLike, cfg: PreprocessConfig) -> None:
+    """Write the config of a new cache; refuse to mix samples made with different settings."""
+    old = load_cache_config(cache_dir)
+    if old is None:
+        write_cache_config(cache_dir, cfg)
+        return
+    if old.to_dict() != cfg.to_dict():
+        diff = {k: (v, cfg.to_dict()[k]) for k, v in old.to_dict().items() if cfg.to_dict().get(k) != v}
+        detail = ", ".join(f"{k}: cache {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+        raise CacheError(f"{cache_dir} was prepared with other settings ({detail}); use another --out")
+
+
+# ---- manifests -----------------------------------------------------------------------------------
+def manifest_name(shard: tuple[int, int] | None = None) -> str:
+    """``manifest.jsonl``, or ``manifest-K-of-N.jsonl`` for shard K of N."""
+    return "manifest.jsonl" if shard is None else f"manifest-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def failures_name(shard: tuple[int, int] | None = None) -> str:
+    return "failures.jsonl" if shard is None else f"failures-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Atomic JSONL write (temp file + os.replace)."""
+    write_manifest(rows, path)
+
+
+def _shard_files(cache_dir: Path, kind: str) -> list[Path]:
+    out = []
+    for p in sorted(cache_dir.glob(f"{kind}-*-of-*.jsonl")):
+        m = _SHARD_FILE.match(p.name)
+        if m and m.group(1) == kind:
+            out.append(p)
+    return out
+
+
+def read_cache_manifest(cache_dir: str | os.PathLike) -> list[SampleRecord]:
+    """Every prepared sample of a cache: ``manifest.jsonl`` plus any unmerged shard manifests.
+
+    Records are de-duplicated by ``video_id`` (first occurrence wins).
+
+    Raises:
+        CacheError: no manifest at all.
+        ManifestError: a malformed line (names file and line).
+    """
+    d = Path(cache_dir)
+    files = ([d / "manifest.jsonl"] if (d / "manifest.jsonl").exists() else []) + _shard_files(d, "manifest")
+    if not files:
+        raise CacheError(f"no manifest.jsonl in {d} (run `macbdf prepare --out {d}` first)")
+    seen: set[str] = set()
+    out: list[SampleRecord] = []
+    for f in files:
+        for lineno, obj in iter_jsonl(f):
+            try:
+                r = SampleRecord.from_dict(obj)
+            except TypeError as e:
+                raise ManifestError(f"{f}:{lineno}: not a sample record ({e})") from None
+            if r.video_id not in seen:
+                seen.add(r.video_id)
+                out.append(r)
+    return out
+
+
+def read_failures(cache_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of ``failures.jsonl`` and the shard failure files."""
+    d = Path(cache_dir)
+    files = ([d / "failures.jsonl"] if (d / "failures.jsonl").exists() else []) + _shard_files(d, "failures")
+    return [obj for f in files for _, obj in iter_jsonl(f)]
+
+
+def rebuild_manifest(cache_dir: str | os.PathLike) -> list[SampleRecord]:
+    """Records of every sample file under ``shards/`` (from their metadata), sorted by video_id.
+
+    Recovers a cache whose manifest was lost (e.g. a run killed before it wrote the manifest).
+    """
+    out = []
+    for p in sorted(Path(cache_dir).glob("shards/*/*.safetensors")):
+        try:
+            out.append(read_sample_record(p))
+        except CacheError:
+            continue
+    return sorted(out, key=lambda r: r.video_id)
+
+
+def merge_shards(cache_dir: str | os.PathLike, *, rescan: bool = False) -> tuple[int, int]:
+    """Merge ``manifest-K-of-N.jsonl`` / ``failures-K-of-N.jsonl`` into ``manifest.jsonl`` / ``failures.jsonl``.
+
+    With ``rescan`` the manifest is rebuilt from the sample files themselves. Failures of files that
+    were prepared in the end (e.g. by a later retry) are dropped. Shard files are left in place
+    (reading them again is harmless: records are de-duplicated). Returns (samples, failures).
+
+    Example:
+        >>> merge_shards("cache")     # after `prepare --shard 0/4` ... `--shard 3/4`   # doctest: +SKIP
+        (1000, 3)
+    """
+    d = Path(cache_dir)
+    records = rebuild_manifest(d) if rescan else read_cache_manifest(d)
+    records = sorted(records, key=lambda r: r.video_id)
+    write_manifest(records, d / "manifest.jsonl")
+    done = {r.video_id for r in records}
+    fails: dict[str, dict[str, Any]] = {}
+    for row in read_failures(d):
+        key = str(row.get("video_id") or row.get("path"))
+        if key not in done:
+            fails[key] = row
+    write_jsonl(list(fails.values()), d / "failures.jsonl")
+    return len(records), len(fails)

@@ -1,0 +1,72 @@
+"""`macbdf ablate` (a couple of cells, a few steps, resumable) and `macbdf demo --quick` end to end."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from macbdf.cli import main
+
+
+def test_ablate_two_cells_resumable(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "abl"
+    argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells", "full,audio_only",
+            "--model", "tiny", "--steps", "3", "--batch-size", "8"]
+    assert main(argv) == 0
+    md = (out / "ablation.md").read_text()
+    assert str(tiny_cache.resolve()) in md  # marked with the data it ran on
+    assert "test: 16 (12 fake / 4 real)" in md and "steps=3" in md
+    assert "| full |" in md and "| audio_only |" in md
+    rows = [r for r in csv.reader((out / "ablation.csv").read_text().splitlines()) if r and not r[0].startswith("#")]
+    header, body = rows[0], rows[1:]
+    assert [r[header.index("cell")] for r in body] == ["full", "audio_only"]
+    for r in body:
+        assert 0.0 <= float(r[header.index("auc")]) <= 1.0 and r[header.index("status")] == "done"
+    rep = json.loads((out / "cells" / "audio_only" / "eval.json").read_text())
+    assert rep["variant"]["modality"] == "audio" and set(rep["per_modality"]) == {"audio"}
+    capsys.readouterr()
+    # second run: nothing is retrained
+    assert main(argv) == 0
+    md2 = (out / "ablation.md").read_text()
+    assert md2.count("| cached |") == 2
+
+
+def test_ablate_usage_errors(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(tmp_path / "a"), "--cells", "nope"]) == 2
+    assert "unknown cell" in capsys.readouterr().err
+    assert main(["ablate", "--data", str(tmp_path), "--out", str(tmp_path / "b")]) == 2
+    assert "not a prepared cache" in capsys.readouterr().err
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(tmp_path / "c"), "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "wo_intra" in listing and "depth_6" in listing and "pareto_off" in listing
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    text = capsys.readouterr().out
+    assert "MACB-DF" in text and "audio-only" in text and "goal" in text
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["models"]) == {"macbdf", "audio_only", "video_only", "concat"}
+    for m in rep["models"].values():
+        assert "auc" in m and "acc" in m and set(m["per_category"]) <= {"RVRA", "RVFA", "FVRA", "FVFA"}
+        assert m["acc"] is not None and 0.0 <= m["acc"] <= 1.0
+    assert (out / "checkpoint" / "config.json").is_file() and (out / "checkpoint" / "model.safetensors").is_file()
+    assert rep["detect"]["results"] and rep["detect"]["results"][0]["verdict"] in ("fake", "real")
+    assert (out / "roc.png").is_file()
+    # the checkpoint works with `macbdf detect`
+    clip = rep["detect"]["results"][0]["path"]
+    assert main(["detect", "--checkpoint", str(out / "checkpoint"), clip, "--json", str(tmp_path / "d.json")]) == 0
+    # resumable: a second run skips every stage
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    # other settings on the same folder are refused, not mixed
+    assert main(["demo", "--out", str(out), "--quick", "--steps", "5"]) == 2
+    # a folder of someone else's files is refused
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(foreign), "--quick"]) == 2

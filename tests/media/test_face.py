@@ -1,0 +1,69 @@
+"""Face tracker (unit) and detector on real faces (media)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from macbdf.config import PreprocessConfig
+from macbdf.media.face import FaceTracker, HaarFaceDetector, create_face_detector
+from macbdf.media.prepare import prepare_file
+
+
+def _det(x, y, s):
+    return np.array([[x, y, s, s, 1.0]], np.float32)
+
+
+def test_interpolates_between_keyframes_and_applies_margin():
+    tr = FaceTracker(640, 480, detect_every=5, margin=0.25, smooth_radius=0)
+    tr.add(0, _det(100, 100, 100))
+    tr.add(5, _det(150, 100, 100))
+    (x0, y0, x1, y1), found = tr.box(2)
+    assert found
+    assert x1 - x0 == pytest.approx(150.0)              # side 100 x (1 + 2 * 0.25)
+    assert (x0 + x1) / 2 == pytest.approx(150 + 0.4 * 50)  # centre moves linearly 150 -> 200
+
+
+def test_main_track_is_the_largest_persistent_face():
+    tr = FaceTracker(640, 480, detect_every=5, smooth_radius=0)
+    for k in range(0, 50, 5):
+        dets = [_det(400, 100, 120)[0]]
+        if k == 10:
+            dets.append(_det(50, 300, 200)[0])        # a one-off larger false positive
+        tr.add(k, np.array(dets))
+    box, found = tr.box(30)
+    assert found and abs((box[0] + box[2]) / 2 - 460) < 1
+
+
+def test_smoothing_damps_jitter():
+    rng = np.random.default_rng(0)
+    tr = FaceTracker(640, 480, detect_every=5, smooth_radius=2)
+    for k in range(0, 100, 5):
+        j = rng.normal(0, 6, 3)
+        tr.add(k, _det(200 + j[0], 150 + j[1], 120 + j[2]))
+    sides = [tr.box(k)[0][2] - tr.box(k)[0][0] for k in range(10, 90, 5)]
+    assert np.std(sides) < 6 * 1.5 * 0.6   # raw side jitter (std 6 px x 1.5 margin) clearly reduced
+
+
+def test_no_face_gives_centre_square_and_misses_are_held():
+    tr = FaceTracker(640, 480, detect_every=5)
+    box, found = tr.box(3)
+    assert not found and box == (80.0, 0.0, 560.0, 480.0)
+    tr.add(0, _det(100, 100, 100))
+    tr.add(5, np.zeros((0, 5)))
+    far, found = tr.box(200)
+    assert not found and far == tr.box(0)[0]             # last known box held
+
+
+def test_detector_factory():
+    assert isinstance(create_face_detector(), HaarFaceDetector)
+    with pytest.raises(FileNotFoundError):
+        create_face_detector("missing_yunet.onnx")
+
+
+@pytest.mark.media
+def test_haar_finds_real_face_and_crop_is_centred(shared_media):
+    clip = prepare_file(shared_media / "real_retalking_face3.mp4", PreprocessConfig(), max_frames=40)
+    assert clip.info["face_coverage"] > 0.9 and "no_face" not in clip.flags
+    # Skin dominates the crop centre, not the (darker) background at the borders of the frame.
+    c = clip.frames[:, 32:64, 32:64].astype(float)
+    assert c[..., 0].mean() > c[..., 2].mean()

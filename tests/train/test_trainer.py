@@ -1,0 +1,217 @@
+"""The trainer (`macbdf train` / `macbdf_train.trainer.train`): outputs, CLI errors, NaN guard, exact
+resume after SIGKILL, and two-process DDP on CPU (gloo)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from macbdf.checkpoint import load_model, load_train_state
+from macbdf.cli import main
+from macbdf_train.trainer import TrainConfig, lr_factor, parse_overrides, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(data: Path, out: Path, **kw: Any) -> TrainConfig:
+    base: dict[str, Any] = dict(data=str(data), out=str(out), model="tiny", steps=8, batch_size=4, eval_every=4,
+                                save_every=4, log_every=1, progress=False, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_lr_schedule_and_overrides() -> None:
+    f = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine decays monotonically
+    assert lr_factor(100, 100, 10, 0.01) == pytest.approx(0.01)
+    assert parse_overrides(["a=1", "b=false", "c=x y", "d=[1,2]", "e=None", "f=0.5"]) == {
+        "a": 1, "b": False, "c": "x y", "d": [1, 2], "e": None, "f": 0.5}
+
+
+def test_train_writes_checkpoints_logs_and_threshold(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    s = train(_cfg(tiny_cache, run))
+    assert s["steps"] == 8 and s["world_size"] == 1 and s["skipped_steps"] == 0
+    assert s["final_val"]["n"] == 12  # the whole val split
+    assert 0.0 <= s["final_val"]["auc"] <= 1.0
+    # final and best checkpoints load; config.json carries the calibrated threshold and the cache's preprocess
+    model, meta = load_model(run)
+    assert meta["threshold"] == pytest.approx(s["threshold"])
+    assert meta["model"]["preprocess"]["face_size"] == 32 and meta["model"]["name"] == "tiny"
+    assert meta["step"] == 8 and meta["balancer"] == "ompareto"
+    best, bmeta = load_model(run / "best")
+    assert bmeta["val_auc"] == pytest.approx(s["best_val_auc"])
+    assert bmeta["step"] == s["best_step"]
+    st = load_train_state(run / "train_state.pt")
+    assert st["step"] == 8 and "optimizer" in st and "rng" in st
+    recs = _records(run)
+    kinds = {r["kind"] for r in recs}
+    assert {"train", "val", "epoch"} <= kinds
+    tr = [r for r in recs if r["kind"] == "train"]
+    assert [r["step"] for r in tr] == list(range(1, 9))
+    for key in ("train/loss", "lr", "train/multimodal", "train/unimodal_audio", "pareto/audio/cos",
+                "pareto/video/alpha_m", "pareto/audio/lambda_orth", "pareto/video/norm_u"):
+        assert key in tr[0], key
+    assert all(math.isfinite(r["train/loss"]) for r in tr)
+    ep = [r for r in recs if r["kind"] == "epoch"]
+    assert ep and "train/acc" in ep[0] and ep[0]["epoch"] == 0  # 24 train samples / 4 = 6 steps per epoch
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "tb").iterdir())
+    assert json.loads((run / "summary.json").read_text())["steps"] == 8
+    assert not list(run.glob(".*tmp"))
+
+
+def test_sum_balancer_overrides_and_existing_run(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "r"
+    argv = ["train", "--data", str(tiny_cache), "--model", "tiny", "--out", str(run), "--steps", "3",
+            "--batch-size", "4", "--balancer", "sum", "--set", "use_contrastive=false", "--set", "ms_depth=0",
+            "--no-tensorboard", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["balancer"] == "sum" and out["steps"] == 3
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["model"]["use_contrastive"] is False and meta["model"]["ms_depth"] == 0
+    recs = _records(run)
+    assert not any(k.startswith("pareto/") for r in recs for k in r)
+    # the run is never overwritten without --resume
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and err.count("\n") == 1
+    # --resume of a finished run: nothing more to do, same result
+    assert main(argv + ["--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--set", "no_such_field=1"], "unknown ModelConfig field"),
+        (["--set", "oops"], "key=value"),
+        (["--model", "nope"], "unknown model"),
+        (["--precision", "fp16", "--device", "cpu"], "needs a CUDA device"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       extra: list[str], needle: str) -> None:
+    argv = ["train", "--data", str(tiny_cache), "--model", "tiny", "--out", str(tmp_path / "x"), "--steps", "1", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_cli_missing_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "not a prepared cache" in capsys.readouterr().err
+
+
+def test_nan_guard_skips_the_step(tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from macbdf.models.losses import MACBCriterion
+
+    orig = MACBCriterion.forward
+    calls = {"n": 0}
+
+    def poisoned(self: MACBCriterion, out: dict, batch: dict) -> dict:
+        losses = orig(self, out, batch)
+        calls["n"] += 1  # the criterion runs once per training step
+        if calls["n"] == 3:
+            losses["multimodal"] = losses["multimodal"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(MACBCriterion, "forward", poisoned)
+    run = tmp_path / "nan"
+    s = train(_cfg(tiny_cache, run, steps=5, eval_every=0, save_every=0))
+    assert s["skipped_steps"] == 1 and s["steps"] == 5
+    skips = [r for r in _records(run) if r["kind"] == "skip"]
+    assert [r["step"] for r in skips] == [3]
+    model, _ = load_model(run)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _run_cli_subprocess(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-m", "macbdf", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted(tiny_cache: Path, tmp_path: Path) -> None:
+    steps, save_every = 16, 5  # 6 steps per epoch: checkpoints at 5, 10, 15 all fall mid-epoch
+    common = ["--data", str(tiny_cache), "--model", "tiny", "--steps", str(steps), "--batch-size", "4",
+              "--save-every", str(save_every), "--eval-every", "4", "--log-every", "1", "--no-tensorboard",
+              "--seed", "3"]
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    proc = _run_cli_subprocess(["train", *common, "--out", str(killed)])
+    state = killed / "train_state.pt"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            if state.exists() and proc.poll() is None:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    at = int(load_train_state(state)["step"])
+    assert 0 < at < steps and at % 6 != 0  # really mid-epoch
+
+    cfg = dict(steps=steps, save_every=save_every, eval_every=4, seed=3, tensorboard=False)
+    s_ref = train(_cfg(tiny_cache, ref, **cfg))
+    s_res = train(_cfg(tiny_cache, killed, resume=True, **cfg))
+    assert s_res["resumed_from_step"] == at
+    w_ref, w_res = _weights(ref), _weights(killed)
+    assert w_ref.keys() == w_res.keys()
+    for k in w_ref:
+        assert torch.equal(w_ref[k], w_res[k]), k
+    for k in ("final_val", "best_val_auc", "best_step", "threshold", "steps", "skipped_steps"):
+        assert s_ref[k] == s_res[k], k
+
+    def strip(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in recs]
+
+    assert strip(_records(ref)) == strip(_records(killed))  # the log has no gap and no duplicate
+    assert json.loads((ref / "best" / "config.json").read_text())["step"] == \
+        json.loads((killed / "best" / "config.json").read_text())["step"]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "macbdf", "train", "--data", str(tiny_cache), "--model", "tiny", "--out", str(run),
+           "--steps", "4", "--batch-size", "4", "--eval-every", "2", "--save-every", "2", "--device", "cpu",
+           "--no-tensorboard", "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert s["world_size"] == 2
+    assert s["ranks_agree"] is True  # OM-Pareto's update was identical on both ranks
+    assert s["batches_per_epoch"] == 3  # 24 samples / (2 ranks x 4)
+    assert s["final_val"]["n"] == 12  # validation gathered from both ranks, no duplicates
+    model, meta = load_model(run)
+    assert meta["step"] == 4
+    assert all(torch.isfinite(p).all() for p in model.parameters())
