@@ -8,7 +8,7 @@ side in one run with interleaved repeats (median):
 * preparation: `macbdf.media.prepare_file` (decode, face detection/tracking, crops, log-mel);
 * detect: `Detector(path)`, the whole thing (preparation in windows + model + merging).
 
-The figure is detect / decode. Then the peak resident memory (``ru_maxrss`` of a fresh subprocess)
+The figure is detect / decode (wall time; CPU-time ratios are printed beside it). Then the peak resident memory (``ru_maxrss`` of a fresh subprocess)
 while detecting generated 1-minute and 10-minute videos (320x180): flat memory means the two peaks
 are about equal (target < 1.5 GB).
 
@@ -99,32 +99,54 @@ def decode_only(path: Path) -> int:
 
 
 def build_detector(args: argparse.Namespace):
-    from macbdf.detect import Detector
-
-    if args.checkpoint:
-        return Detector.from_pretrained(args.checkpoint, device=args.device)
     import torch
 
+    from macbdf.detect import Detector
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        return Detector.from_pretrained(args.checkpoint, device=args.device)
     from macbdf import create_model
 
     torch.manual_seed(0)
     return Detector(create_model(args.model), device=args.device)
 
 
+def _rss_mb() -> float | None:
+    """Current resident set size (VmRSS) in MB, Linux only."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def child_memory(args: argparse.Namespace) -> None:
-    """Run in a fresh process: detect one video, print peak RSS as JSON."""
+    """Run in a fresh process: detect one video, print RSS figures as JSON.
+
+    ru_maxrss is the process's peak so far; importing torch and building the model already set a
+    peak, so the current RSS after loading is reported too (what detection adds on top).
+    """
     det = build_detector(args)
-    base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _rss_mb()
     t0 = time.perf_counter()
     r = det(args.child)
     wall = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"error": r.error, "frames": len(r.frame_scores["video"]), "wall_s": wall,
-                      "base_mb": base_kb / 1024, "peak_mb": peak_kb / 1024, "timings": r.timings}))
+                      "base_mb": base_rss, "base_peak_mb": base_peak_kb / 1024, "peak_mb": peak_kb / 1024,
+                      "end_mb": _rss_mb(), "timings": r.timings}))
 
 
 def measure_memory(args: argparse.Namespace, video: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", str(video), "--model", args.model, "--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -153,6 +175,8 @@ def main() -> None:
     ap.add_argument("--model", default="small", help="named config when no --checkpoint (default small)")
     ap.add_argument("--checkpoint", default=None, help="use this checkpoint instead of a random model")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's choice; 1 is faster on a busy shared CPU)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--long-minutes", type=float, default=10.0)
     ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
@@ -176,19 +200,25 @@ def main() -> None:
         first = det(clip)                         # warm-up (first forward allocates, loads cascades)
         assert first.error is None, first.error
         times: dict[str, list[float]] = {"decode": [], "prepare": [], "detect": []}
+        # CPU seconds of the process (all its threads): less sensitive than wall time to the other
+        # jobs on a shared machine.
+        cpu: dict[str, list[float]] = {"decode": [], "prepare": [], "detect": []}
         detect_timings = []
+
+        def timed(name: str, fn, *a):
+            t, c = time.perf_counter(), time.process_time()
+            out = fn(*a)
+            times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+            return out
+
         for _ in range(args.repeats):             # interleaved so load changes hit all three alike
-            t = time.perf_counter()
-            n_frames = decode_only(clip)
-            times["decode"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            prepared = prepare_file(clip, cfg)
-            times["prepare"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            r = det(clip)
-            times["detect"].append(time.perf_counter() - t)
+            n_frames = timed("decode", decode_only, clip)
+            prepared = timed("prepare", prepare_file, clip, cfg)
+            r = timed("detect", det, clip)
             detect_timings.append(r.timings)
         med = {k: statistics.median(v) for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         model_s = statistics.median(x["model_s"] for x in detect_timings)
         print(f"{n_frames} source frames, {prepared.num_frames} prepared frames", file=sys.stderr)
 
@@ -204,9 +234,9 @@ def main() -> None:
     ratio = med["detect"] / med["decode"]
     mcfg = det.model.config
     rows = [
-        ("decode alone (PyAV, all frames)", med["decode"], 1.0),
-        ("preparation (prepare_file)", med["prepare"], med["prepare"] / med["decode"]),
-        ("detect (whole)", med["detect"], ratio),
+        ("decode alone (PyAV, all frames)", "decode"),
+        ("preparation (prepare_file)", "prepare"),
+        ("detect (whole)", "detect"),
     ]
     m1, m10 = mem[1.0], mem[args.long_minutes]
     lines = [
@@ -214,23 +244,26 @@ def main() -> None:
         "",
         f"`python benchmarks/detect_speed.py` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"device {args.device}, torch threads {torch.get_num_threads()}.",
+        f"device {args.device}, torch threads {torch.get_num_threads()}, load average at the end "
+        f"{os.getloadavg()[0]:.1f} (shared machine: other jobs ran at the same time).",
         f"Model: {'checkpoint ' + args.checkpoint if args.checkpoint else repr(args.model) + ' (random init)'}, "
         f"window {mcfg.num_frames} frames, face {cfg.face_size}px, batch_windows {det.batch_windows}. "
         f"Median of {args.repeats} interleaved repeats on a generated 10 s 25 fps 640x360 H.264+AAC clip.",
         "",
-        "| step | wall s | x decode |",
-        "|---|---:|---:|",
-        *[f"| {name} | {s:.3f} | {x:.2f} |" for name, s, x in rows],
-        f"| (of which model forward) | {model_s:.3f} | {model_s / med['decode']:.2f} |",
-        "",
-        "Peak resident memory of a fresh process detecting a generated 320x180 video "
-        "(ru_maxrss; 'after load' = imports + model, before the video):",
-        "",
-        "| video | frames scored | wall s | after load MB | peak MB |",
+        "| step | wall s | x decode (wall) | CPU s | x decode (CPU) |",
         "|---|---:|---:|---:|---:|",
-        f"| 1 min | {m1['frames']} | {m1['wall_s']:.1f} | {m1['base_mb']:.0f} | {m1['peak_mb']:.0f} |",
-        f"| {args.long_minutes:g} min | {m10['frames']} | {m10['wall_s']:.1f} | {m10['base_mb']:.0f} | {m10['peak_mb']:.0f} |",
+        *[f"| {name} | {med[k]:.3f} | {med[k] / med['decode']:.2f} | {med_cpu[k]:.3f} | "
+          f"{med_cpu[k] / med_cpu['decode']:.2f} |" for name, k in rows],
+        f"| (of which model forward) | {model_s:.3f} | {model_s / med['decode']:.2f} | | |",
+        "",
+        "Resident memory of a fresh process detecting a generated 320x180 video: RSS after imports + "
+        "model (before the video), RSS when done, and the process's peak (ru_maxrss, which includes "
+        "the import-time peak):",
+        "",
+        "| video | frames scored | wall s | RSS after load MB | RSS at end MB | peak MB |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[f"| {label} | {m['frames']} | {m['wall_s']:.1f} | {m['base_mb']:.0f} | {m['end_mb']:.0f} | {m['peak_mb']:.0f} |"
+          for label, m in (("1 min", m1), (f"{args.long_minutes:g} min", m10))],
         "",
         f"Peak memory {args.long_minutes:g} min / 1 min: {m10['peak_mb'] / m1['peak_mb']:.3f} "
         f"(target: flat, < 1536 MB).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -50,14 +51,21 @@ def main() -> None:
         n = min(4, len(plan.clips))
         print(f"per clip: render {t_render / n:.3f} s, encode {t_encode / n:.3f} s")
 
+        def cpu() -> float:  # user+sys of this process and of finished worker processes
+            a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
         results = {}
         for w in sorted({1, args.workers}):
             out = tmp / f"w{w}"
+            c0 = cpu()
             rep = synthesize(out, args.layout, args.clips, args.seed, size=args.size, workers=w, progress=False)
+            cpu_per_clip = (cpu() - c0) / args.clips
             assert not rep.failed, rep.failed
             results[w] = rep
             print(f"workers={w}: {rep.seconds:.1f} s, {rep.clips_per_s:.2f} clips/s, "
-                  f"{content_s / rep.seconds:.2f} s of content per s")
+                  f"{content_s / rep.seconds:.2f} s of content per s, {cpu_per_clip:.3f} CPU s per clip "
+                  f"(=> {w / cpu_per_clip:.2f} clips/s on {w} idle core(s))")
         base, best = results[1], results[max(results)]
         if len(results) > 1:
             print(f"speed-up {max(results)} workers vs 1: {base.seconds / best.seconds:.2f}x")

@@ -102,7 +102,7 @@ class TrainConfig:
     tensorboard: bool = True
     deterministic: bool | None = None  # None: on for CPU, off (cudnn.benchmark) on GPU
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
-    ddp_find_unused: bool = True       # baselines leave an encoder unused
+    ddp_find_unused: bool | None = None  # None: probe once which parameters the losses leave unused
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -408,7 +408,7 @@ class _Trainer:
             self.joint = nn.parallel.DistributedDataParallel(
                 self.joint,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.ddp_find_unused,
+                find_unused_parameters=self._find_unused(),
             )
         self.optimizer = torch.optim.AdamW(_param_groups([self.model, self.criterion], cfg.weight_decay), lr=cfg.lr,
                                            betas=(0.9, 0.999))
@@ -443,6 +443,36 @@ class _Trainer:
         self.epoch_acc = self._zero_epoch_acc()
         if state is not None:
             self._load_state(state)
+
+    def _find_unused(self) -> bool:
+        """Whether DDP must look for unused parameters (some variants leave modules without gradient).
+
+        ``find_unused_parameters=True`` costs a graph traversal per step and routes every output through
+        DDP's sink node, which makes OM-Pareto's partial ``autograd.grad`` walk the whole graph; so it is
+        only switched on when a probe step (on the model's dummy batch, all state restored afterwards)
+        leaves a trainable parameter without gradient.
+        """
+        if self.cfg.ddp_find_unused is not None:
+            return bool(self.cfg.ddp_find_unused)
+        joint = self.joint
+        saved = {k: v.detach().clone() for k, v in joint.state_dict().items()}
+        was_training = joint.training
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                joint.train()
+                batch = self.model.dummy_batch(batch_size=4, device=self.device)
+                out, losses = joint(batch)
+                self.criterion.total(losses).backward()
+            unused = [n for n, p in joint.named_parameters() if p.requires_grad and p.grad is None]
+        finally:
+            joint.zero_grad(set_to_none=True)
+            joint.load_state_dict(saved)
+            joint.train(was_training)
+        if unused and self.info.is_main:
+            print(f"note: {len(unused)} parameter tensors get no gradient in this configuration "
+                  f"(e.g. {unused[0]}); DDP runs with find_unused_parameters=True", file=sys.stderr)
+        return bool(unused)
 
     def _zero_epoch_acc(self) -> dict[str, float]:
         return {"loss_sum": 0.0, "correct": 0.0, "count": 0.0, "steps": 0.0}

@@ -41,6 +41,12 @@ def test_find_segments_smoothing_and_min_duration() -> None:
     v[80:83] = 1.0                 # 3 frames = 0.12 s < 0.2 s minimum
     segs = find_segments(a, v, fps, 0.5)
     assert len(segs) == 1
+    # runs closer than merge_gap_s join; farther apart they stay two segments
+    b = np.zeros(100)
+    b[10:30] = b[33:50] = 1.0      # 3-frame gap (0.12 s)
+    b[60:70] = 1.0                 # 10-frame gap (0.4 s)
+    got = [(s["start"], s["end"]) for s in find_segments(b, np.zeros(100), fps, 0.5)]
+    assert got == [(10 / fps, 50 / fps), (60 / fps, 70 / fps)]
     assert segs[0]["start"] == pytest.approx(40 / fps) and segs[0]["end"] == pytest.approx(60 / fps)
     assert find_segments([], [], fps) == []
     assert find_segments(np.zeros(50), np.zeros(50), fps) == []
@@ -113,7 +119,7 @@ def test_long_video_windows_merge(det: Detector, clip_dir: Path) -> None:
 
 def test_batching_windows_does_not_change_scores(det: Detector, clip_dir: Path) -> None:
     one = Detector(det.model, threshold=det.threshold, batch_windows=1, prefetch=False)(clip_dir / "good.mp4")
-    many = Detector(det.model, threshold=det.threshold, batch_windows=8)(clip_dir / "good.mp4")
+    many = Detector(det.model, threshold=det.threshold, batch_windows=8, prefetch=True)(clip_dir / "good.mp4")
     assert one.error is None and many.error is None
     assert one.p_fake == pytest.approx(many.p_fake, abs=1e-4)
     np.testing.assert_allclose(one.frame_scores["video"], many.frame_scores["video"], atol=2e-4)
@@ -123,7 +129,7 @@ def test_batching_windows_does_not_change_scores(det: Detector, clip_dir: Path) 
 def test_stream_stopped_early_leaves_no_thread(det: Detector, clip_dir: Path) -> None:
     import threading
 
-    gen = det.stream(clip_dir / "long.mkv")
+    gen = Detector(det.model, prefetch=True).stream(clip_dir / "long.mkv")
     first = next(gen)
     assert first.index == 0 and first.start_frame == 0
     gen.close()
@@ -187,3 +193,18 @@ def test_top_level_import() -> None:
 
     assert macbdf.Detector is Detector
     assert macbdf.DetectionResult is DetectionResult
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_real_clips(det: Detector, shared_media: Path) -> None:
+    """Real clips of different shapes: H.264 square, 29.97 fps with audio, HEVC portrait."""
+    names = ["real_hdtf_aoc.mp4", "fake_wav2lip_kennedy_lipsync.mp4", "real_latentsync_demo1_hevc_portrait.mp4"]
+    results = det.batch([shared_media / n for n in names])
+    for name, r in zip(names, results):
+        assert r.error is None, f"{name}: {r.error}"
+        assert "no_face" not in r.flags, f"{name}: {r.flags}"
+        assert "no_audio" not in r.flags
+        assert len(r.frame_scores["video"]) == pytest.approx(r.duration * det.preprocess.fps, abs=1)
+    assert results[0].duration == pytest.approx(8.0, abs=0.1)
+    assert results[1].duration == pytest.approx(6.87, abs=0.1)

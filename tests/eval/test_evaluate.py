@@ -75,8 +75,8 @@ def test_evaluate_cli_on_trained_tiny_checkpoint(tiny_cache: Path, tmp_path: Pat
     from macbdf_train.trainer import TrainConfig, train
 
     run = tmp_path / "run"
-    train(TrainConfig(data=str(tiny_cache), out=str(run), model="tiny", steps=8, batch_size=8, progress=False,
-                      tensorboard=False, seed=0))
+    train(TrainConfig(data=str(tiny_cache), out=str(run), model="tiny", steps=4, batch_size=8, eval_every=4,
+                      progress=False, tensorboard=False, seed=0))
     out = tmp_path / "eval.json"
     rc = main(["evaluate", "--checkpoint", str(run), "--data", str(tiny_cache), "--json", str(out),
                "--plots", str(tmp_path / "plots"), "--quiet"])

@@ -142,3 +142,34 @@ def test_odd_frame_sizes_and_fractional_rate(tmp_path, cfg, clip_maker):
     clip = prepare_file(p, cfg)
     assert clip.frames.shape[1:] == (32, 32, 3)
     assert clip.num_frames == math.ceil(12 / (24000 / 1001) * 25 - 1e-6)
+
+
+def test_cut_off_stream_is_flagged_truncated(tmp_path, cfg, clip_maker):
+    import av
+
+    # moov atom first (faststart), then cut the media data in half: the index promises 3 s.
+    src = clip_maker(tmp_path / "long.mp4", seconds=3.0, size=(64, 48), level_step=3)
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(src)) as i, av.open(str(fast), "w", options={"movflags": "faststart"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for pkt in i.demux():
+            if pkt.dts is not None:
+                pkt.stream = streams[pkt.stream.index]
+                o.mux(pkt)
+    data = fast.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.5)])
+    clip = prepare_file(cut, cfg)
+    assert "truncated" in clip.flags and 0 < clip.num_frames < 60
+    assert clip.logmel.shape[0] == clip.num_frames * cfg.mel_per_frame
+
+
+def test_invalid_face_model_is_usage_error(tmp_path, capsys):
+    from macbdf.cli import main
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not onnx")
+    (tmp_path / "v").mkdir()
+    rc = main(["prepare", "--dataset", "folder", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "c"),
+               "--face-model", str(bad)])
+    assert rc == 2 and "cannot load face model" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def test_all_shared_clips_prepare(shared_media, tmp_path, capsys):
             assert s["logmel"].astype(np.float32).max() > np.log(1e-6) + 5, name   # real sound, not silence
         if name.startswith(("real_retalking_face", "real_hdtf_")):
             cov = r.extra["media"]["face_coverage"]
-            assert cov >= 0.95 and "no_face" not in r.flags and "face_partial" not in r.flags, (name, cov)
+            assert cov >= 0.9 and "no_face" not in r.flags and "face_partial" not in r.flags, (name, cov)
     # Frame rates that are not 25 come out at 25 fps with the right length.
     assert recs["real_retalking_face1.mp4"].num_frames == 153    # 135 frames at 22.13 fps = 6.1 s
     assert recs["real_dfdc_lynaeydofd.mp4"].extra["media"]["audio_rate"] == 48000

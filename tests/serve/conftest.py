@@ -71,6 +71,18 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread while these tests run: on a busy shared CPU, torch's default (one per
+    core) spends most of its time waiting at thread barriers (measured 5x slower). Restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised tiny model saved as a checkpoint (threshold 0.5).
@@ -98,7 +110,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
     """`macbdf serve` in a subprocess on loopback (real uvicorn); yields (base_url, upload_dir)."""
     import os
@@ -116,7 +128,7 @@ def live_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     proc = subprocess.Popen(
         [sys.executable, "-m", "macbdf", "serve", "--checkpoint", str(tiny_checkpoint), "--host", "127.0.0.1",
          "--port", str(port), "--tmp-dir", str(upload_dir), "--queue", "64", "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -34,7 +34,7 @@ def _envelope(audio: np.ndarray, n: int) -> np.ndarray:
 
 def test_mouth_follows_audio_in_real_clips_not_in_lipsync_fakes(tmp_path: Path, decode):
     real_r, fake_r = [], []
-    for k, ident in enumerate((3, 17, 42)):
+    for k, ident in enumerate((3, 17, 42, 5)):
         base = 500 + k
         for fam, out in ((None, real_r), ("lipsync", fake_r)):
             spec = _spec(ident, base, "FVRA" if fam else "RVRA", video_family=fam,
@@ -45,7 +45,7 @@ def test_mouth_follows_audio_in_real_clips_not_in_lipsync_fakes(tmp_path: Path, 
             n = len(frames)
             out.append(np.corrcoef(_mouth_area(frames), _envelope(audio, n))[0, 1])
     print("lip-sync r real", np.round(real_r, 2), "fake", np.round(fake_r, 2))
-    assert np.mean(real_r) > 0.6, real_r
+    assert np.mean(real_r) > 0.5, real_r
     assert np.mean(fake_r) < np.mean(real_r) - 0.3, (real_r, fake_r)
 
 

@@ -293,3 +293,48 @@ def test_zero_unimodal_losses_do_not_break_the_balancer() -> None:
     for p in model.parameters():
         if p.grad is not None:
             assert torch.isfinite(p.grad).all()
+
+
+# ---------------------------------------------------------------- DDP: every rank applies the full-batch update
+class _ToyLosses(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.toy = Toy(cross_frame=True)
+
+    def forward(self, xa: torch.Tensor, xv: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.toy.losses(xa, xv, y)
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        net = _ToyLosses()
+        # unused_a never gets a gradient: DDP must be told (the trainer probes for this)
+        ddp = nn.parallel.DistributedDataParallel(net, find_unused_parameters=True)
+        xa, xv, y = _data(seed=3)
+        half = xa.shape[0] // world
+        sl = slice(rank * half, (rank + 1) * half)
+        bal = OMPareto(net.toy.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=True)
+        bal.backward(ddp(xa[sl], xv[sl], y[sl]))
+        grads = {n: p.grad.clone() for n, p in net.toy.named_parameters() if p.grad is not None}
+        torch.save(grads, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_ranks_apply_the_full_batch_update(tmp_path) -> None:  # noqa: ANN001
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    g0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    g1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    model = Toy(cross_frame=True)
+    ref = _reference(model, _data(seed=3), lam0=0.6, kappa=4.0)  # one process, the whole batch
+    assert g0.keys() == g1.keys() and g0
+    for n in g0:
+        assert torch.equal(g0[n], g1[n]), n  # identical on both ranks
+        assert torch.allclose(g0[n], ref[n], atol=1e-6, rtol=1e-5), n  # = single-process full batch

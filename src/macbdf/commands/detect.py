@@ -1,7 +1,7 @@
 """Score videos with a trained checkpoint: is each one fake, where, and in which modality.
 
 Inputs are files, folders (searched recursively for video files: .mp4 .mov .mkv .webm .avi .m4v
-.mpg .mpeg .ts .flv .wmv .3gp) and, with --list, text files naming one path per line (blank lines
+.mpg .mpeg .ts .mts .flv .wmv .3gp .ogv) and, with --list, text files naming one path per line (blank lines
 and lines starting with # are ignored; relative paths are relative to the list file). Any container
 FFmpeg reads is accepted; the content decides, not the extension.
 
@@ -213,7 +213,13 @@ def plot_timeline(result: Any, out_path: str) -> None:
     verdict = (result.verdict or "?").upper()
     ax.set_title(f"{Path(result.path).name}: {verdict}  p_fake={_fmt(result.p_fake)}  "
                  f"audio={_fmt(result.p_audio_fake)}  video={_fmt(result.p_video_fake)}", fontsize=9)
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    for m in ("audio", "video", "both"):
+        if any(s["modality"] == m for s in result.segments):
+            handles.append(Patch(color=colours[m], alpha=0.25, label=f"fake segment ({m})"))
+    ax.legend(handles=handles, loc="upper right", fontsize=7, ncol=3)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

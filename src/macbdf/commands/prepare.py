@@ -220,9 +220,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.face_model and not Path(args.face_model).is_file():
-        print(f"error: face model not found: {args.face_model}", file=sys.stderr)
-        return 2
+    if args.face_model:
+        # Load it once here so a missing or invalid model is a usage error, not N worker crashes.
+        import cv2
+
+        from macbdf.media.face import create_face_detector
+
+        try:
+            create_face_detector(args.face_model)
+        except (FileNotFoundError, cv2.error) as e:
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            print(f"error: cannot load face model {args.face_model}: {msg}", file=sys.stderr)
+            return 2
     cfg = PreprocessConfig()
     for name, attr in (("fps", "fps"), ("face_size", "face_size"), ("n_mels", "n_mels")):
         v = getattr(args, name)

@@ -210,14 +210,17 @@ class FaceTracker:
             best.score += float(np.sqrt(w * h)) / max(1.0, min(self.width, self.height))
         if len(dets):
             self.n_keyframes_hit += 1
-        self._pick_main()
+        self._pick_main(frame)
 
-    def _pick_main(self) -> None:
-        if not self.tracks:
-            return
-        best = max(self.tracks, key=lambda t: t.score)
-        # Hysteresis: switch only when another face has clearly more evidence.
-        if self._main is None or (best is not self._main and best.score > 1.5 * self._main.score):
+    def _pick_main(self, frame: int) -> None:
+        alive = [t for t in self.tracks if frame - t.last <= self.max_gap]
+        if not alive:
+            return          # keep the lost main track: its last box is held
+        best = max(alive, key=lambda t: t.score)
+        main = self._main
+        if main is None or (main not in alive) or (best is not main and best.score > 1.5 * main.score):
+            # A lost main track gives way at once; between two visible faces, hysteresis: switch
+            # only when the other has clearly more evidence (no flicker between two speakers).
             self._main = best
 
     def recent_face(self, frame: int) -> np.ndarray | None:

@@ -89,6 +89,8 @@ class _CropStream:
         self.luma: list[float] = []
         self.detect_errors = 0
         self._roi_missed = False
+        self._skip_until = -1      # key frames before this one are skipped (back-off after misses)
+        self._miss_streak = 0
         self.full_every = max(1, int(round(FULL_SCAN_S * cfg.fps / max(1, cfg.detect_every))))
 
     def _detect(self, k: int, frame: Any) -> None:
@@ -138,6 +140,13 @@ class _CropStream:
             dets = np.zeros((0, 5), np.float32)
         dets[:, :4] /= scale
         self._roi_missed = False
+        if len(dets) == 0:
+            # No face anywhere: back off (1, 2, 4, ... key frames, at most FULL_SCAN_S) instead of
+            # paying a full scan on every key frame of a faceless stretch; misses are interpolated.
+            self._miss_streak += 1
+            self._skip_until = k + tracker.detect_every * min(2 ** (self._miss_streak - 1), self.full_every)
+        else:
+            self._miss_streak = 0
         tracker.add(k, dets)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
@@ -148,7 +157,7 @@ class _CropStream:
             if self.tracker is None:
                 self.tracker = FaceTracker(frame.width, frame.height, detect_every=cfg.detect_every,
                                            margin=cfg.face_margin, fps=cfg.fps)
-            if k % self.tracker.detect_every == 0:
+            if k % self.tracker.detect_every == 0 and k >= self._skip_until:
                 self._detect(k, frame)
             buf.append((k, frame))
             while buf and buf[0][0] <= k - self.tracker.delay:

@@ -70,9 +70,11 @@ class MACBCriterion(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
-        self.temperature = AdaptiveTemperature(cfg.tau0, cfg.tau_min, cfg.tau_max, cfg.temp_hidden)
-        self.queue_video = NegativeQueue(cfg.queue_size, cfg.contrast_dim)
-        self.queue_audio = NegativeQueue(cfg.queue_size, cfg.contrast_dim)
+        # built only when L_C is active: no parameter without a gradient in the ablations (DDP-safe)
+        active = cfg.contrastive_active
+        self.temperature = AdaptiveTemperature(cfg.tau0, cfg.tau_min, cfg.tau_max, cfg.temp_hidden) if active else None
+        self.queue_video = NegativeQueue(cfg.queue_size, cfg.contrast_dim) if active else None
+        self.queue_audio = NegativeQueue(cfg.queue_size, cfg.contrast_dim) if active else None
 
     def contrastive(self, out: dict[str, Tensor], batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """L_C (Eq. 8) = mean of the active terms among L_av, L_va (Eq. 2, 7), L_vv, L_aa; plus diagnostics."""

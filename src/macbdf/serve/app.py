@@ -97,11 +97,13 @@ class JobModel(BaseModel):
     url: str | None = None
 
 
-def _error(status: int, message: str, filename: str = "upload", headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, message: str, filename: str = "upload", headers: dict[str, str] | None = None,
+           threshold: float = 0.5) -> JSONResponse:
     """Error answers are result objects too (``error`` set), plus the conventional ``detail``."""
-    body = {"path": filename, "p_fake": None, "p_audio_fake": None, "p_video_fake": None, "verdict": None,
-            "threshold": None, "frame_scores": {"audio": [], "video": [], "fps": 0.0}, "segments": [],
-            "flags": [], "error": message, "timings": {}, "duration": None, "detail": message}
+    from macbdf.detect import DetectionResult
+
+    body = DetectionResult(path=filename, error=message, threshold=threshold).to_dict()
+    body["detail"] = message
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -132,6 +134,9 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
     own_tmp = settings.tmp_dir is None
     tmp_dir = settings.tmp_dir or tempfile.mkdtemp(prefix="macbdf-serve-")
     os.makedirs(tmp_dir, exist_ok=True)
+
+    def error(status: int, message: str, filename: str = "upload", headers: dict[str, str] | None = None) -> JSONResponse:
+        return _error(status, message, filename, headers, threshold=detector.threshold)
 
     def detect_fn(path: str, filename: str, max_frames: int | None) -> dict[str, Any]:
         r = detector.detect(path, max_frames=max_frames, timeout_s=settings.job_timeout_s, display_path=filename)
@@ -204,7 +209,8 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
             408: {"model": ErrorModel, "description": "upload stalled"},
             413: {"model": ErrorModel, "description": "upload larger than max_upload_mb"},
             415: {"model": ErrorModel, "description": "not a video file (content sniffing)"},
-            422: {"model": ErrorModel, "description": "unreadable media, no video stream, too long, or decoding failed"},
+            422: {"model": ErrorModel, "description": "unreadable media, no video stream, too long, decoding failed, "
+                                                     "or the detection timed out"},
             503: {"model": ErrorModel, "description": "queue full; retry after Retry-After seconds"},
         },
         openapi_extra=_UPLOAD_BODY,
@@ -216,9 +222,9 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
         # Refuse early what cannot fit (the real limit is enforced while reading, below).
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
-            return _error(413, f"upload larger than the limit of {settings.max_upload_mb:.0f} MB")
+            return error(413, f"upload larger than the limit of {settings.max_upload_mb:.0f} MB")
         if jobs.active() >= jobs.concurrency + jobs.max_queue:
-            return _error(503, "server busy: the detection queue is full; retry in a few seconds",
+            return error(503, "server busy: the detection queue is full; retry in a few seconds",
                           headers={"Retry-After": "5"})
         # Server-made name in the server's folder; nothing the client sends becomes part of a path.
         fd, temp_path = tempfile.mkstemp(dir=tmp_dir, prefix="upload-", suffix=".bin")
@@ -237,15 +243,15 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
                 # PyAV probing reads the file: keep it off the event loop.
                 probe = await asyncio.to_thread(probe_media, temp_path, max_duration_s=settings.max_duration_s)
             except UploadRejected as e:
-                return _error(e.status, str(e), filename)
+                return error(e.status, str(e), filename)
             except ClientDisconnect:
-                return _error(400, "client disconnected during the upload", filename)
+                return error(400, "client disconnected during the upload", filename)
             # Unknown duration (some streams do not say): stop after max_duration_s of frames.
             max_frames = int(math.ceil(settings.max_duration_s * fps))
             try:
                 job = jobs.submit(temp_path, filename, max_frames)
             except QueueFull as e:
-                return _error(503, str(e), filename, headers={"Retry-After": "5"})
+                return error(503, str(e), filename, headers={"Retry-After": "5"})
             handed_over = True
         finally:
             if not handed_over:
@@ -263,11 +269,14 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
             body = job.public()
             body["url"] = f"/v1/jobs/{job.id}"
             return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
-        result = job.result or {"path": filename, "error": "internal error: no result"}
+        if not job.result:
+            return error(500, "internal error: no result", filename)
+        result = job.result
         if result.get("error"):
             body = dict(result)
             body["detail"] = result["error"]
-            return JSONResponse(body, status_code=422)
+            internal = str(result["error"]).startswith("internal error")
+            return JSONResponse(body, status_code=500 if internal else 422)
         return JSONResponse(result)
 
     @app.get(

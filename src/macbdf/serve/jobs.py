@@ -120,7 +120,9 @@ class JobManager:
                     self._executor, self.detect_fn, job.temp_path, job.filename, job.max_frames
                 )
         except BaseException as e:  # cancelled at shutdown, or a bug: the job still ends with a reason
-            job.result = {"path": job.filename, "error": f"internal error: {type(e).__name__}"}
+            from macbdf.detect import DetectionResult
+
+            job.result = DetectionResult(path=job.filename, error=f"internal error: {type(e).__name__}").to_dict()
             if not isinstance(e, Exception):
                 raise
         finally:

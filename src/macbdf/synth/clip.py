@@ -151,31 +151,34 @@ def _make_scene(spec: ClipSpec, pool_seed: int, size: int) -> _Scene:
 
 def _camera(frames: np.ndarray, sc: _Scene) -> np.ndarray:
     """Exposure, light direction, white balance, focus, sensor resolution and noise: the same
-    processing for real and fake clips, so that none of it is a fake cue."""
+    processing for real and fake clips, so that none of it is a fake cue. In place, in chunks of
+    frames so that a long clip does not need a float copy of all of it."""
     n, size = frames.shape[0], frames.shape[1]
     rng = np.random.default_rng(sc.rng_noise_seed)
     ramp = (1.0 + sc.light_dir * np.linspace(-1, 1, size, dtype=np.float32))[None, :, None] * sc.tint
-    f = frames.astype(np.float32) * (sc.light.astype(np.float32)[:, None, None, None] * ramp)
-    if sc.cam_resample < 1.0 or sc.cam_blur > 0:
-        small = max(int(size * sc.cam_resample), 8)
-        for i in range(n):
-            g = f[i]
-            if sc.cam_resample < 1.0:
-                g = cv2.resize(cv2.resize(g, (small, small), interpolation=cv2.INTER_AREA), (size, size),
-                               interpolation=cv2.INTER_LINEAR)
-            if sc.cam_blur > 0:
-                g = cv2.GaussianBlur(g, (0, 0), sc.cam_blur)
-            f[i] = g
+    light = sc.light.astype(np.float32)
+    small = max(int(size * sc.cam_resample), 8)
     # Sensor noise: windows at random offsets into a small bank of Gaussian noise (drawing fresh
     # normals for every pixel of every frame would cost more than rendering the frame).
     pad = 24
     bank = rng.standard_normal((4, size + pad, size + pad, 3), dtype=np.float32) * np.float32(sc.noise_sigma)
     ks = rng.integers(0, 4, n)
     offs = rng.integers(0, pad, (n, 2))
-    for i in range(n):
-        f[i] += bank[ks[i], offs[i, 0] : offs[i, 0] + size, offs[i, 1] : offs[i, 1] + size]
-    np.clip(f, 0, 255, out=f)
-    return f.astype(np.uint8)
+    chunk = 64
+    for c0 in range(0, n, chunk):
+        f = frames[c0 : c0 + chunk].astype(np.float32) * (light[c0 : c0 + chunk, None, None, None] * ramp)
+        for j in range(len(f)):
+            i = c0 + j
+            g = f[j]
+            if sc.cam_resample < 1.0:
+                g = cv2.resize(cv2.resize(g, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                               interpolation=cv2.INTER_LINEAR)
+            if sc.cam_blur > 0:
+                g = cv2.GaussianBlur(g, (0, 0), sc.cam_blur)
+            f[j] = g + bank[ks[i], offs[i, 0] : offs[i, 0] + size, offs[i, 1] : offs[i, 1] + size]
+        np.clip(f, 0, 255, out=f)
+        frames[c0 : c0 + chunk] = f.astype(np.uint8)
+    return frames
 
 
 def _other_utterance(voice: Voice, dur: float, seed: list[int], regular: bool = False) -> Utterance:
@@ -252,10 +255,12 @@ def render_clip(spec: ClipSpec, pool_seed: int, size: int) -> Clip:
             # Both modalities fake: the lips are re-synced to the fake audio's words.
             driver = audio_content_mouth
         else:
-            driver = mouth_track(_other_utterance(ident.voice, dur, [pool_seed, spec.clip_seed, 6]), FPS, n)
-            # Another recording's speech does not share this one's pauses (every utterance starts
-            # and ends in silence): shift it so that lead/tail silences do not line up by chance.
-            driver = np.roll(driver, int(rng.integers(n // 4, max(3 * n // 4, n // 4 + 1))))
+            # A window out of a longer utterance: another recording's speech does not share this
+            # one's pauses (every utterance starts and ends in silence, which would line up by
+            # chance), and a window keeps the jaw motion continuous (no tell-tale jump).
+            other = _other_utterance(ident.voice, 2 * dur, [pool_seed, spec.clip_seed, 6])
+            off = int(rng.integers(n // 4, n + 1))
+            driver = mouth_track(other, FPS, 2 * n)[off : off + n]
         mouth = _blend_tracks(mouth_real, driver, vmask)
     frames = np.stack([render_frame(ident, sc.background, sc.poses[i], float(mouth[i]), float(sc.blinks[i]))
                        for i in range(n)])

@@ -7,7 +7,7 @@ renamed into place only when complete). Anything else is refused.
 Example:
     >>> import tempfile
     >>> out = generate(tempfile.mkdtemp() + "/bench", "lavdf", num_clips=12, seed=0,
-    ...                duration_range=(1.0, 1.2), size=96, progress=False)
+    ...                duration_range=(0.8, 0.8), size=64, progress=False)
     >>> sorted(p.name for p in out.iterdir())
     ['dev', 'metadata.json', 'metadata.min.json', 'synth_info.json', 'test', 'train']
 """
@@ -23,6 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from macbdf import __version__
 from macbdf.synth.layouts import WRITERS, atomic_write_text
 from macbdf.synth.plan import AUDIO_FAMILIES, VIDEO_FAMILIES, ClipSpec, Plan, PlanError, make_plan
 
@@ -85,8 +86,11 @@ def _info(plan: Plan, done: list[ClipSpec], complete: bool, failed: list[dict[st
     seed = plan.settings["seed"]
     return {
         "generator": GENERATOR,
+        "version": __version__,
         "settings": plan.settings,
         "seed": seed,
+        "layout": plan.settings["layout"],
+        "num_clips": plan.settings["num_clips"],
         "complete": complete,
         "families": {"video": list(VIDEO_FAMILIES), "audio": list(AUDIO_FAMILIES)},
         "holdout_families": plan.settings["holdout_families"],
@@ -212,6 +216,8 @@ def generate(out_dir: str | os.PathLike, layout: str, num_clips: int, seed: int,
     Options: duration_range=(2.0, 4.0), size=160, workers=1, holdout_families=None (e.g.
     "faceswap,tts": kept out of train/val, only in test), partial_ratio=None (layout default),
     num_identities=None (>= 60), progress=True. Raises SynthError if any clip failed.
+    Workers are forked on Linux; on macOS/Windows they are spawned, so a script that calls this
+    with workers > 1 needs the usual `if __name__ == "__main__":` guard there.
 
     Example:
         >>> import tempfile

@@ -283,7 +283,8 @@ def render_speech(
     env *= (1.0 + freqs / 500.0)[None, :] ** (-voice.tilt * 0.5)
     nc = np.maximum(_interp(keys, NC, ft), 1000.0)
     fric_env = _resonance(freqs, nc, 0.35 * nc) * (freqs[None, :] > 800)
-    out = _istft(sv * env + sn * fric_env * 0.6, n_fft, hop, n)
+    # Frication well below the vowels (about -15 dB), as in natural speech.
+    out = _istft(sv * env + sn * fric_env * 0.2, n_fft, hop, n)
 
     if breaths and not voice.flat:
         out = out + _breaths(utt, rng, sr, n) * np.std(out)
@@ -327,8 +328,14 @@ def apply_channel(audio: np.ndarray, rng: np.random.Generator, sr: int = SAMPLE_
     x = np.fft.irfft(spec * 10 ** (gain_db / 20), len(x))
     snr_db = rng.uniform(18, 45)
     noise = rng.standard_normal(len(x))
-    if rng.random() < 0.5:  # hum / fan-like coloured noise
-        noise = np.convolve(noise, np.ones(8) / 8, "same") * 2.5
+    if rng.random() < 0.5:  # fan / traffic-like low-frequency noise (one-pole low-pass)
+        a = rng.uniform(0.8, 0.97)
+        spec_n = np.fft.rfft(noise)
+        noise = np.fft.irfft(spec_n / np.abs(1 - a * np.exp(-2j * np.pi * f / sr)), len(x))
+    if rng.random() < 0.3:  # mains hum
+        t = np.arange(len(x)) / sr
+        hz = 50.0 if rng.random() < 0.5 else 60.0
+        noise = noise + 0.5 * np.std(noise) * (np.sin(2 * np.pi * hz * t) + 0.5 * np.sin(2 * np.pi * 3 * hz * t))
     noise *= np.sqrt(np.mean(x ** 2) + 1e-12) / (np.std(noise) + 1e-12) * 10 ** (-snr_db / 20)
     x = (x + noise) * rng.uniform(0.5, 1.3)
     return np.clip(x, -0.98, 0.98).astype(np.float32)

@@ -148,8 +148,11 @@
     const W = cssW - PAD.l - PAD.r, H = cssH - PAD.t - PAD.b, D = duration();
     const x = (t) => PAD.l + (t / D) * W, y = (p) => PAD.t + (1 - p) * H;
     // segments
-    ctx.fillStyle = "rgba(194,59,59,0.16)";
-    for (const s of current.segments) ctx.fillRect(x(s.start), PAD.t, Math.max(1, x(s.end) - x(s.start)), H);
+    const SEG = { audio: "rgba(217,130,43,0.20)", video: "rgba(43,123,217,0.18)", both: "rgba(194,59,59,0.18)" };
+    for (const s of current.segments) {
+      ctx.fillStyle = SEG[s.modality] || SEG.both;
+      ctx.fillRect(x(s.start), PAD.t, Math.max(1, x(s.end) - x(s.start)), H);
+    }
     // axes and grid
     ctx.strokeStyle = "#d0d5dd"; ctx.lineWidth = 1; ctx.fillStyle = "#667085"; ctx.font = "11px system-ui, sans-serif";
     for (const p of [0, 0.5, 1]) { ctx.beginPath(); ctx.moveTo(PAD.l, y(p)); ctx.lineTo(PAD.l + W, y(p)); ctx.stroke(); ctx.fillText(p.toFixed(1), 6, y(p) + 4); }
