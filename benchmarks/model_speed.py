@@ -42,7 +42,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(name: str, threads: int, repeats: int) -> dict:
+def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
     """Measure one config in this (fresh) process."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -86,38 +86,44 @@ def worker(name: str, threads: int, repeats: int) -> dict:
     flops_window = flop_counter.get_total_flops()
     with torch.inference_mode():
         model(windows[0])  # warm-up (oneDNN primitive creation)
-        fwd = []
+        fwd, fwd_cpu = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for w in windows:
                 model(w)
             fwd.append(time.perf_counter() - t0)
+            fwd_cpu.append(time.process_time() - c0)
     peak_fwd = _rss_mib()
 
     model.train()
     crit.train()
-    # warm-up one step, then the whole clip
+    # warm-up one step, then `train_windows` windows (the cost per window does not depend on its position)
     crit.total(crit(model(windows[0]), windows[0])).backward()
-    train = []
+    sub = windows[: max(1, min(train_windows, n_win))]
+    train, train_cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for w in windows:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for w in sub:
             model.zero_grad(set_to_none=True)
             crit.total(crit(model(w), w)).backward()
         train.append(time.perf_counter() - t0)
+        train_cpu.append(time.process_time() - c0)
     peak_train = _rss_mib()
     dur = CLIP_FRAMES / FPS
+    sub_dur = len(sub) * t / FPS
     return {
         "config": name, "params": params, "num_frames": t, "windows": n_win, "threads": threads,
         "gflops_per_video_s": flops_window * n_win / dur / 1e9,
         "forward_s": min(fwd), "forward_s_per_video_s": min(fwd) / dur,
-        "train_s": min(train), "train_s_per_video_s": min(train) / dur,
+        "forward_cpu_s_per_video_s": min(fwd_cpu) / dur,
+        "train_s_per_video_s": min(train) / sub_dur, "train_cpu_s_per_video_s": min(train_cpu) / sub_dur,
         "baseline_rss_mib": baseline_mib, "peak_rss_forward_mib": peak_fwd, "peak_rss_train_mib": peak_train,
     }
 
 
-def run_config(name: str, threads: int, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats)]
+def run_config(name: str, threads: int, repeats: int, train_windows: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats),
+           "--train-windows", str(train_windows)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return {"config": name, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -125,21 +131,28 @@ def run_config(name: str, threads: int, repeats: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| config | params | T | GFLOPs / video-s | fwd s / video-s | fwd+bwd s / video-s | "
-            "peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | baseline RSS (MiB) |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| config | threads | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
+            "fwd+bwd wall s / video-s | fwd+bwd CPU s / video-s | peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | "
+            "baseline RSS (MiB) |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 7)
+            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 10)
             continue
-        lines.append(f"| {r['config']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | {r['gflops_per_video_s']:.2f} | "
-                     f"{r['forward_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
+        lines.append(f"| {r['config']} | {r['threads']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
+                     f"{r['gflops_per_video_s']:.2f} | {r['forward_s_per_video_s']:.4f} | "
+                     f"{r['forward_cpu_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | "
+                     f"{r['train_cpu_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
                      f"{r['peak_rss_train_mib']:.0f} | {r['baseline_rss_mib']:.0f} |")
     return "\n".join(lines)
 
 
 def verdicts(rows: list[dict]) -> list[str]:
-    by = {r["config"]: r for r in rows if "error" not in r}
+    """Target checks on the rows of the first thread count measured."""
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return []
+    by = {r["config"]: r for r in ok if r["threads"] == ok[0]["threads"]}
     out = []
     if "small" in by:
         s = by["small"]
@@ -174,20 +187,25 @@ def write_section(path: Path, body: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", nargs="+", default=["tiny", "small", "base"])
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (the target machine has 2 cores)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[2],
+                    help="torch intra-op thread counts to measure (the target machine has 2 cores); the first "
+                         "one gives the headline")
     ap.add_argument("--repeats", type=int, default=2, help="clip passes per measurement; the fastest is kept")
+    ap.add_argument("--train-windows", type=int, default=4,
+                    help="windows timed for forward+backward (scaled to per video-second)")
     ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     ap.add_argument("--json", action="store_true", help="also print the raw rows as JSON")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.threads, args.repeats)))
+        print(json.dumps(worker(args.worker, args.threads[0], args.repeats, args.train_windows)))
         return 0
 
     rows = []
-    for name in args.configs:
-        print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        rows.append(run_config(name, args.threads, args.repeats))
+    for threads in args.threads:
+        for name in args.configs:
+            print(f"measuring {name} with {threads} thread(s) ...", file=sys.stderr, flush=True)
+            rows.append(run_config(name, threads, args.repeats, args.train_windows))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tab = table(rows)
     notes = verdicts(rows)
@@ -197,14 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     if not args.no_write:
-        body = (f"{SECTION}\n\nCPU, {args.threads} threads, fp32, batch 1, random weights; one {CLIP_FRAMES}-frame "
-                f"({CLIP_FRAMES / FPS:.2f} s) clip of {FACE}x{FACE} faces in windows of `num_frames`; fastest of "
-                f"{args.repeats} passes; peak = ru_maxrss of a fresh process per config (includes the baseline: "
-                f"Python, torch, model, clip). 1-min load average during the run: {load:.1f} (the machine is shared, "
-                f"so times are upper bounds). Command: `python benchmarks/model_speed.py`.\n\n{tab}\n\n"
-                + "".join(f"- {n}\n" for n in notes))
+        body = (
+            f"{SECTION}\n\nCPU, threads {', '.join(map(str, args.threads))}, fp32, batch 1, random weights; one "
+            f"{CLIP_FRAMES}-frame ({CLIP_FRAMES / FPS:.2f} s) clip of {FACE}x{FACE} faces in windows of `num_frames`; "
+            f"fastest of {args.repeats} passes (forward: the whole clip in eval mode; forward+backward: "
+            f"{args.train_windows} windows in train mode with the full criterion, scaled per video-second). "
+            f"\"CPU\" = process CPU time (user+sys, all threads): less sensitive to other jobs than wall time. "
+            f"Peak = ru_maxrss of a fresh process per config and thread count (includes the baseline: Python, "
+            f"torch, model, clip). 1-min load average at the end of the run: {load:.1f} on 2 cores shared with "
+            f"other jobs, so wall times are upper bounds. Command: `python benchmarks/model_speed.py`.\n\n"
+            f"{tab}\n\n" + "".join(f"- {n}\n" for n in notes))
         write_section(Path(__file__).resolve().parent / "RESULTS.md", body)
-    small = next((r for r in rows if r.get("config") == "small" and "error" not in r), None)
+    small = next((r for r in rows if r.get("config") == "small" and "error" not in r
+                  and r["threads"] == args.threads[0]), None)
     print(f"small_forward_s_per_video_s: {small['forward_s_per_video_s']:.4f}" if small
           else "small_forward_s_per_video_s: nan")
     return 0

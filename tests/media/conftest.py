@@ -13,16 +13,18 @@ from macbdf.config import PreprocessConfig
 
 def make_clip(path: Path, *, seconds: float = 1.2, fps: Fraction | int = 25, size: tuple[int, int] = (96, 64),
               codec: str = "libx264", audio_rate: int | None = 16000, channels: int = 1, tone_hz: float = 1000.0,
-              rotation_ccw: int | None = None, level_step: int = 8, bar: bool = False) -> Path:
+              rotation_ccw: int | None = None, level_step: int = 8, bar: bool = False,
+              pix_fmt: str = "yuv420p", rgb: tuple[int, int, int] | None = None) -> Path:
     """Write a clip whose frame i is a flat grey of level ``(i * level_step) % 256``.
 
-    With ``bar`` a white bar covers the left 1/6 of every frame (for rotation tests). Audio is a
+    With ``rgb`` every frame is that solid colour instead. With ``bar`` a white bar covers the left
+    1/6 of every frame (for rotation tests). Audio is a
     sine of ``tone_hz``. ``rotation_ccw`` writes a display matrix (counter-clockwise degrees).
     """
     w, h = size
     container = av.open(str(path), "w")
     vs = container.add_stream(codec, rate=fps)
-    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
     if rotation_ccw is not None:
         vs.set_display_rotation(rotation_ccw)
     a_s = None
@@ -31,7 +33,7 @@ def make_clip(path: Path, *, seconds: float = 1.2, fps: Fraction | int = 25, siz
         a_s.layout = "stereo" if channels == 2 else "mono"
     n = int(round(seconds * float(fps)))
     for i in range(n):
-        img = np.full((h, w, 3), (i * level_step) % 256, np.uint8)
+        img = np.full((h, w, 3), (i * level_step) % 256, np.uint8) if rgb is None else np.full((h, w, 3), rgb, np.uint8)
         if bar:
             img[:, : max(2, w // 6)] = 255
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")

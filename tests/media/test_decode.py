@@ -173,3 +173,12 @@ def test_invalid_face_model_is_usage_error(tmp_path, capsys):
     rc = main(["prepare", "--dataset", "folder", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "c"),
                "--face-model", str(bad)])
     assert rc == 2 and "cannot load face model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p", "yuvj420p", "yuv422p"])
+def test_colours_survive_every_planar_format(tmp_path, clip_maker, pix_fmt):
+    for rgb in [(200, 30, 40), (30, 60, 200), (40, 180, 60)]:
+        p = clip_maker(tmp_path / f"{pix_fmt}_{rgb[0]}.mp4", seconds=0.2, pix_fmt=pix_fmt, rgb=rgb, audio_rate=None)
+        _, f = next(iter(iter_video_frames(p, 25.0)))
+        crop = f.crop((8, 8, 56, 56), 16).reshape(-1, 3).mean(0)
+        assert np.abs(crop - np.array(rgb)).max() < 12, (pix_fmt, rgb, crop)

@@ -11,7 +11,6 @@ import torch
 from macbdf.cli import main
 from macbdf.config import PreprocessConfig
 from macbdf.data.dataset import CacheDataset, collate
-from macbdf.data.manifest import SampleRecord
 from macbdf.media import cache
 
 

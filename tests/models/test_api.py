@@ -209,15 +209,39 @@ def test_missing_frame_mask_means_all_valid():
 
 
 def test_padded_frames_do_not_change_the_valid_part():
-    """Content beyond frame_mask must not leak into the sample verdict (padding is neutral)."""
-    m = create_model("tiny", ms_depth=0).eval()
+    """Content beyond frame_mask must not leak into any output (padding is neutral)."""
+    m = create_model("tiny").eval()
     b = m.dummy_batch(2)
     b2 = {k: v.clone() for k, v in b.items()}
     pad = ~b["frame_mask"][1]
     b2["video"][1, pad] = torch.rand_like(b2["video"][1, pad])
+    mpf = m.config.preprocess.mel_per_frame
+    b2["audio"][1, pad.repeat_interleave(mpf)] = torch.randn_like(b2["audio"][1, pad.repeat_interleave(mpf)]) * 9
     out1, out2 = m(b), m(b2)
-    torch.testing.assert_close(out1["emb_video"], out2["emb_video"])
-    torch.testing.assert_close(out1["logit"], out2["logit"])
+    for k in out1:
+        torch.testing.assert_close(out1[k], out2[k], msg=k)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda b: b.pop("audio"), "batch lacks audio"),
+    (lambda b: b.update(video=b["video"][:, :, :1]), "must be \\(B, T, 3, S, S\\)"),
+    (lambda b: b.update(audio=b["audio"][0]), "batch\\['audio'\\] must be"),
+    (lambda b: b.update(frame_mask=b["frame_mask"][:, :3]), "frames but frame_mask has 3"),
+    (lambda b: b.update(frame_mask=b["frame_mask"][0]), "frame_mask"),
+])
+def test_bad_batches_give_one_line_errors(tiny_model, change, match):
+    b = tiny_model.dummy_batch(2)
+    change(b)
+    with pytest.raises(ValueError, match=match) as e:
+        tiny_model(b)
+    assert "\n" not in str(e.value)
+
+
+def test_audio_only_without_frame_mask():
+    m = create_model("tiny", modality="audio").eval()
+    b = m.dummy_batch(2)
+    del b["frame_mask"], b["video"]
+    assert m(b)["frame_logit_audio"].shape == (2, m.config.num_frames)
 
 
 def test_safetensors_roundtrip_restores_clusters_and_scores_single_video(tmp_path):

@@ -14,6 +14,7 @@ from macbdf.models.contrastive import (
     basis_functions,
     contrast_keys,
     cross_modal_logits,
+    sample_ids,
     cross_modal_loss,
     pair_features,
     supcon_loss,
@@ -238,7 +239,7 @@ def test_criterion_uses_batch_labels_for_positives_and_fills_queue():
     want = cross_modal_loss(out["z_audio"].double(), out["z_video"].double(), None, real, cfg.k_neg, cfg.margin, tau)
     assert float(losses["log_L_av"]) == pytest.approx(float(want), rel=1e-4)
     assert int(crit.queue_video.count) == 6
-    torch.testing.assert_close(crit.queue_audio.get(), out["z_audio"].detach())
+    torch.testing.assert_close(crit.queue_audio.get()[0], out["z_audio"].detach())
     # the second step sees the first batch as extra negatives
     losses2 = crit(model(batch), batch)
     assert int(crit.queue_video.count) == 12
@@ -252,4 +253,22 @@ def test_queue_is_fifo_with_fixed_size():
     q.push(torch.arange(3.0)[:, None].expand(3, cfg.contrast_dim))
     q.push(torch.arange(3.0, 7.0)[:, None].expand(4, cfg.contrast_dim))
     assert int(q.count) == 5 and q.items.shape == (5, cfg.contrast_dim)
-    assert sorted(q.get()[:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]   # 0 and 1 were overwritten
+    assert sorted(q.get()[0][:, 0].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]   # 0 and 1 were overwritten
+
+
+def test_windows_of_the_same_video_are_never_negatives():
+    a, v = _unit(4, 5, 30), _unit(4, 5, 31)
+    queue = torch.cat([v[:1] * 0.999 + 0.001, _unit(3, 5, 32)])   # an older copy of sample 0's video
+    pos_valid = torch.ones(4, dtype=torch.bool)
+    ids = torch.tensor([7, 8, 7, -1])          # samples 0 and 2 are windows of one video; 3 unknown
+    queue_ids = torch.tensor([7, 1, 2, -1])
+    pos, neg, valid = cross_modal_logits(a, v, queue, pos_valid, 10, 0.0, 1.0, ids, queue_ids)
+    sims_q = a @ queue.t()
+    for i in (0, 2):
+        used = set(round(float(x), 6) for x, ok in zip(neg[i], valid[i]) if ok)
+        assert round(float(sims_q[i, 0]), 6) not in used                      # queued copy of video 7
+        assert round(float(a[i] @ v[2 - i]), 6) not in used                    # the other window in the batch
+    assert int(valid[3].sum()) == 3 + 4                                        # unknown id: everything else
+    assert sample_ids({"video_id": ["a", "b", "a", None]}, torch.device("cpu")).tolist()[3] == -1
+    ids2 = sample_ids({"video_id": ["a", "b", "a"]}, torch.device("cpu"))
+    assert ids2[0] == ids2[2] != ids2[1] and bool((ids2 >= 0).all())

@@ -52,6 +52,8 @@ def test_good_clip_answers_result_object(det: Detector, clip_dir: Path, upload_d
         # the extension does not matter, the content does
         r2 = _post(c, (clip_dir / "long.mkv").read_bytes(), "renamed.txt")
         assert r2.status_code == 200 and r2.json()["error"] is None
+        # answered synchronously: not kept in the job store
+        assert c.app.state.jobs.jobs == {}
 
 
 @pytest.mark.parametrize(

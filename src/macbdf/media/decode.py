@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -35,9 +36,18 @@ import av
 # Larger frames are almost always corrupt headers or non-video payloads; refusing them keeps a
 # worker's memory bounded (a 16k x 16k yuv420p frame alone is 400 MB).
 MAX_SIDE = 8192
-# Pixel formats whose planes we crop directly (8-bit 4:2:0, limited range); others go through swscale.
-_I420_FORMATS = {"yuv420p"}
-
+# Planar 8-bit YUV formats whose planes we crop directly: name -> (chroma x/y subsampling, full range).
+_PLANAR_YUV = {
+    "yuv420p": ((2, 2), False), "yuvj420p": ((2, 2), True),
+    "yuv422p": ((2, 1), False), "yuvj422p": ((2, 1), True),
+    "yuv444p": ((1, 1), False), "yuvj444p": ((1, 1), True),
+    "yuv440p": ((1, 2), False), "yuvj440p": ((1, 2), True),
+}
+# YUV -> RGB coefficients (Kr_v, Kg_u, Kg_v, Kb_u) by FFmpeg colorspace id; BT.601 otherwise.
+_BT601 = (1.402, 0.344136, 0.714136, 1.772)
+_YUV_COEFFS = {1: (1.5748, 0.187324, 0.468124, 1.8556),       # BT.709
+               9: (1.4746, 0.164553, 0.571353, 1.8814),       # BT.2020 (non-constant luminance)
+               10: (1.4746, 0.164553, 0.571353, 1.8814)}
 
 class MediaError(Exception):
     """A file that cannot be prepared; ``str(e)`` is a one-line reason."""
@@ -171,19 +181,25 @@ class DecodedFrame:
     All coordinates are in *display* orientation (rotation applied) and full source resolution.
     """
 
-    __slots__ = ("_frame", "rotation", "width", "height", "_cw", "_ch", "_planes", "_gray_cache", "time")
+    __slots__ = ("_frame", "rotation", "width", "height", "_cw", "_ch", "_planes", "_gray_cache", "time",
+                 "_sub", "_full_range", "_matrix")
 
     def __init__(self, frame: av.VideoFrame, rotation: int, time: float):
         self.rotation = rotation
         self.time = time
         self._cw, self._ch = frame.width, frame.height
         self.width, self.height = (self._ch, self._cw) if rotation in (90, 270) else (self._cw, self._ch)
-        if frame.format.name in _I420_FORMATS:
+        fmt = frame.format.name
+        if fmt in _PLANAR_YUV:
             self._frame = frame
+            self._sub, full = _PLANAR_YUV[fmt]
+            self._full_range = full or frame.color_range == 2      # AVCOL_RANGE_JPEG
         else:
-            # Other layouts (10-bit, 4:2:2/4:4:4, full-range "j" formats, RGB codecs): one swscale
-            # pass to 8-bit limited-range I420 keeps the fast crop path below exact.
+            # Other layouts (10-bit, semi-planar, RGB codecs, ...): one swscale pass to 8-bit
+            # limited-range 4:2:0 so the plane-cropping path below applies.
             self._frame = frame.reformat(format="yuv420p")
+            self._sub, self._full_range = (2, 2), False
+        self._matrix = _yuv_to_rgb_matrix(self._full_range, _YUV_COEFFS.get(int(frame.colorspace or 0), _BT601))
         self._planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._gray_cache: dict[int, np.ndarray] = {}
 
@@ -255,33 +271,29 @@ class DecodedFrame:
         cx0, cy0 = max(ix0, 0), max(iy0, 0)
         cx1, cy1 = min(ix1, W - W % 2), min(iy1, H - H % 2)
         out_w, out_h = ix1 - ix0, iy1 - iy0
-        # Target size in coded orientation (square output, so rotation does not change it).
+        sx, sy = self._sub
+        black_y, black_c = (0, 128) if self._full_range else (16, 128)
         if cx1 <= cx0 or cy1 <= cy0:
-            # Box entirely outside the frame: black (limited-range YUV black = 16, 128, 128).
-            yc = np.full((out_h, out_w), 16, np.uint8)
-            uc = vc = np.full((out_h // 2, out_w // 2), 128, np.uint8)
+            # Box entirely outside the frame: black.
+            yc = np.full((out_h, out_w), black_y, np.uint8)
+            uc = vc = np.full((max(1, out_h // sy), max(1, out_w // sx)), black_c, np.uint8)
         else:
             yp, up, vp = self._yuv()
             yc = yp[cy0:cy1, cx0:cx1]
-            uc = up[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
-            vc = vp[cy0 // 2: cy1 // 2, cx0 // 2: cx1 // 2]
+            uc = up[cy0 // sy: cy1 // sy, cx0 // sx: cx1 // sx]
+            vc = vp[cy0 // sy: cy1 // sy, cx0 // sx: cx1 // sx]
             if (cx0, cy0, cx1, cy1) != (ix0, iy0, ix1, iy1):
                 t, b, l, r = cy0 - iy0, iy1 - cy1, cx0 - ix0, ix1 - cx1
-                yc = cv2.copyMakeBorder(yc, t, b, l, r, cv2.BORDER_CONSTANT, value=16)
-                uc = cv2.copyMakeBorder(uc, t // 2, b // 2, l // 2, r // 2, cv2.BORDER_CONSTANT, value=128)
-                vc = cv2.copyMakeBorder(vc, t // 2, b // 2, l // 2, r // 2, cv2.BORDER_CONSTANT, value=128)
-        # Resize the planes (luma to size, chroma to size/2) *before* the colour conversion: the
-        # crop is usually several times larger than the output, so this converts ~size^2 pixels.
-        even = size + size % 2
-        interp = cv2.INTER_AREA if yc.shape[0] > even else cv2.INTER_LINEAR
-        ys = cv2.resize(yc, (even, even), interpolation=interp)
-        us = cv2.resize(uc, (even // 2, even // 2), interpolation=interp)
-        vs = cv2.resize(vc, (even // 2, even // 2), interpolation=interp)
-        # I420 layout = Y (h, w) then U, V (h/2, w/2) each, viewed as a (3h/2, w) image.
-        i420 = np.concatenate([ys.reshape(-1), us.reshape(-1), vs.reshape(-1)]).reshape(even * 3 // 2, even)
-        rgb = cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
-        if even != size:
-            rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+                yc = cv2.copyMakeBorder(yc, t, b, l, r, cv2.BORDER_CONSTANT, value=black_y)
+                uc = cv2.copyMakeBorder(uc, t // sy, b // sy, l // sx, r // sx, cv2.BORDER_CONSTANT, value=black_c)
+                vc = cv2.copyMakeBorder(vc, t // sy, b // sy, l // sx, r // sx, cv2.BORDER_CONSTANT, value=black_c)
+        # Resize the planes to the output size *before* the colour conversion: the crop is
+        # usually several times larger than the output, so only size^2 pixels are converted.
+        def fit(p: np.ndarray) -> np.ndarray:
+            interp = cv2.INTER_AREA if p.shape[0] > size or p.shape[1] > size else cv2.INTER_LINEAR
+            return cv2.resize(p, (size, size), interpolation=interp)
+
+        rgb = _yuv_to_rgb(fit(yc), fit(uc), fit(vc), self._matrix)
         return self._rotate(rgb)
 
     def gray_region(self, box: tuple[float, float, float, float], out_side: int) -> tuple[np.ndarray, float, float, float]:
@@ -320,6 +332,23 @@ class DecodedFrame:
 
     def mean_luma(self, max_side: int = 160) -> float:
         return float(self.gray(max_side).mean())
+
+
+@functools.lru_cache(maxsize=32)
+def _yuv_to_rgb_matrix(full_range: bool, coeffs: tuple[float, float, float, float]) -> np.ndarray:
+    """3x4 affine map (Y, U, V, 1) -> (R, G, B) for cv2.transform, range scaling folded in."""
+    a, c, y0 = (1.0, 1.0, 0.0) if full_range else (255.0 / 219.0, 255.0 / 224.0, 16.0)
+    kr_v, kg_u, kg_v, kb_u = coeffs
+    rows = [[a, 0.0, kr_v * c], [a, -kg_u * c, -kg_v * c], [a, kb_u * c, 0.0]]
+    m = np.zeros((3, 4), np.float32)
+    for i, (wy, wu, wv) in enumerate(rows):
+        m[i] = [wy, wu, wv, -wy * y0 - 128.0 * (wu + wv)]
+    return m
+
+
+def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Equal-size Y, U, V planes (uint8) -> RGB uint8 (h, w, 3); one saturating C pass."""
+    return cv2.transform(cv2.merge([y, u, v]), matrix)
 
 
 def _video_threads() -> int:
@@ -560,17 +589,3 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = 16000, t0: float | 
     with AudioReader(path, sample_rate, t0=t0) as r:
         return r.read_all(), r.has_audio
 
-
-def video_start_time(path: str | os.PathLike) -> float | None:
-    """Timestamp (s) of the first decoded video frame, for aligning audio to video."""
-    container = _open(path)
-    try:
-        if not container.streams.video:
-            return None
-        for f in container.decode(container.streams.video[0]):
-            return f.time
-        return None
-    except av.error.FFmpegError:
-        return None
-    finally:
-        container.close()

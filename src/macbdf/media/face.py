@@ -142,6 +142,7 @@ class _Track:
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> (x0, y0, x1, y1)
     score: float = 0.0
     last: int = -1
+    smooth: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> smoothed (cx, cy, side)
 
 
 class FaceTracker:
@@ -232,7 +233,19 @@ class FaceTracker:
 
     # ---- per-frame boxes ---------------------------------------------------------------------
     def _smoothed_hit(self, track: _Track, keys: list[int], i: int) -> np.ndarray:
-        """Key frame i's (cx, cy, side) averaged with its neighbours (within the same track segment)."""
+        """Key frame i's (cx, cy, side) averaged with its neighbours (within the same track segment).
+
+        Cached: by the time a frame's box is asked for, every neighbour within the smoothing
+        radius has been added (that is what :attr:`delay` guarantees), so the value is final.
+        """
+        cached = track.smooth.get(keys[i])
+        if cached is not None:
+            return cached
+        val = self._smooth_uncached(track, keys, i)
+        track.smooth[keys[i]] = val
+        return val
+
+    def _smooth_uncached(self, track: _Track, keys: list[int], i: int) -> np.ndarray:
         r = self.smooth_radius
         lo, hi = max(0, i - r), min(len(keys), i + r + 1)
         idx = [j for j in range(lo, hi) if abs(keys[j] - keys[i]) <= self.max_gap]
@@ -254,7 +267,7 @@ class FaceTracker:
         found = False
         cs: np.ndarray | None = None
         if tr is not None and tr.hits:
-            keys = sorted(tr.hits)
+            keys = list(tr.hits)          # insertion order = frame order
             pos = int(np.searchsorted(keys, t, side="right"))  # keys[pos-1] <= t < keys[pos]
             prev_i = pos - 1 if pos > 0 else None
             next_i = pos if pos < len(keys) else None
@@ -296,6 +309,7 @@ class FaceTracker:
             for k in [k for k in tr.hits if k < limit and k != tr.last]:
                 del tr.hits[k]
                 del tr.boxes[k]
+                tr.smooth.pop(k, None)
         # Dead tracks with little evidence cannot become main any more; keep the list short.
         self.tracks = [tr for tr in self.tracks if tr is self._main or t - tr.last <= self.max_gap * 4
                        or tr.score >= 0.5 * (self._main.score if self._main else 0)]

@@ -37,7 +37,7 @@ FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but 
 LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
-FULL_SCAN_S = 2.0          # full-frame face search at least this often (s); region search between
+FULL_SCAN_S = 4.0          # full-frame face search at least this often (s); region search between
 ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
 ROI_SIDE = 96              # region search image's longer side (pixels)
 

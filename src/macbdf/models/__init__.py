@@ -10,7 +10,7 @@ Example:
     >>> model = create_model("tiny")
     >>> batch = model.dummy_batch(batch_size=2)
     >>> losses = MACBCriterion(model.config)(model(batch), batch)
-    >>> float(losses["multimodal"]) > 0
+    >>> bool(losses["multimodal"] > 0)
     True
 """
 from __future__ import annotations

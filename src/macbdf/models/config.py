@@ -44,7 +44,9 @@ class ModelConfig:
 
     # multi-scale feature extraction and fusion (§3.2.3-3.2.4)
     ms_depth: int = 2               # number of MSTLKA/MFTLKA blocks (paper sweeps 0,2,4,6,8; best 6)
-    lka_specs: tuple[tuple[int, int], ...] = ((7, 2), (14, 3), (21, 3))  # (K, d) per channel group (Eq. 15)
+    # (K, d) per channel group (Eq. 15): DW (2d-1)^3, dilated DW ceil(K/d)^3. Odd ceil(K/d) keep the
+    # 'same' padding symmetric (even kernels take a slower padded-copy path on CPU).
+    lka_specs: tuple[tuple[int, int], ...] = ((5, 2), (9, 3), (13, 3))
     gsau_kernel: int = 3            # depthwise gate kernel of GSAU-video / GSAU-2D
     layer_scale_init: float = 0.1   # lambda_1, lambda_2 of Eq. 12/14 (learnable, "initialised small")
 
@@ -69,6 +71,7 @@ class ModelConfig:
     cluster_every: int = 50         # training forwards between automatic re-clusterings
     cluster_beta: float = 0.5       # beta of Eq. 9 (Mahalanobis vs cosine)
     fusion_gamma: float = 0.5       # gamma of Eq. 10 (attention vs inverse distance)
+    fusion_eps: float = 0.05        # epsilon of Eq. 10: caps 1/(D+eps) at 20 so one modality cannot take all
     cov_shrinkage: float = 0.1      # Ledoit-Wolf style shrinkage towards a scaled identity
 
     # variants (ablations / baselines)
@@ -140,6 +143,8 @@ class ModelConfig:
             problems.append("cluster_beta and fusion_gamma must lie in [0, 1]")
         if any(k < 2 for k in self.cluster_k_choices) or not self.cluster_k_choices:
             problems.append("cluster_k_choices must be non-empty with every K >= 2")
+        if not self.fusion_eps > 0:
+            problems.append("fusion_eps must be > 0")
         if not (0.0 <= self.cov_shrinkage <= 1.0):
             problems.append("cov_shrinkage must lie in [0, 1]")
         if problems:

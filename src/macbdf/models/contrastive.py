@@ -20,28 +20,41 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
 from torch import Tensor, nn
 
 
+def same_sample(ids_a: Tensor | None, ids_b: Tensor | None, shape: tuple[int, int], device: torch.device) -> Tensor:
+    """(len a, len b) True where both ids are known (>= 0) and equal (windows of the same video)."""
+    if ids_a is None or ids_b is None:
+        return torch.zeros(shape, dtype=torch.bool, device=device)
+    return (ids_a[:, None] == ids_b[None, :]) & (ids_a[:, None] >= 0)
+
+
 def cross_modal_logits(anchor: Tensor, cand: Tensor, queue: Tensor | None, pos_valid: Tensor, k_neg: int,
-                       margin: float, tau: Tensor | float) -> tuple[Tensor, Tensor, Tensor]:
+                       margin: float, tau: Tensor | float, ids: Tensor | None = None,
+                       queue_ids: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Logits of Eq. 2/7 for every anchor.
 
     anchor (B, D), cand (B, D) (row i is anchor i's own pair), queue (Q, D) or None, pos_valid (B,) bool.
+    ``ids`` (B,) / ``queue_ids`` (Q,): optional int64 sample ids (-1 unknown); another window of the same
+    video (in the batch or in the queue) is not "non-matching" and is never used as a negative.
     Returns (pos_logit (B,), neg_logits (B, K'), neg_valid (B, K')) with K' = min(k_neg, #candidates).
     """
     b = anchor.shape[0]
+    dev = anchor.device
     sims = anchor @ cand.t()                                             # (B, B)
-    own = torch.eye(b, dtype=torch.bool, device=anchor.device)
+    own = torch.eye(b, dtype=torch.bool, device=dev)
     # a candidate is a usable negative if it is someone else's item, or the own pair when forged
-    usable = ~own | (own & ~pos_valid[:, None])
+    usable = (~own & ~same_sample(ids, ids, (b, b), dev)) | (own & ~pos_valid[:, None])
     if queue is not None and queue.shape[0] > 0:
+        q = queue.shape[0]
         sims = torch.cat([sims, anchor @ queue.t()], dim=1)             # (B, B + Q)
-        usable = torch.cat([usable, torch.ones(b, queue.shape[0], dtype=torch.bool, device=anchor.device)], 1)
-        own = torch.cat([own, torch.zeros_like(usable[:, b:])], 1)
+        usable = torch.cat([usable, ~same_sample(ids, queue_ids, (b, q), dev)], 1)
+        own = torch.cat([own, torch.zeros(b, q, dtype=torch.bool, device=dev)], 1)
     k = min(k_neg, sims.shape[1])
     # selection key: forged own pairs first, then the most similar usable candidates
     key = sims.detach().masked_fill(~usable, float("-inf")).masked_fill(own & usable, float("inf"))
@@ -53,12 +66,25 @@ def cross_modal_logits(anchor: Tensor, cand: Tensor, queue: Tensor | None, pos_v
 
 
 def cross_modal_loss(anchor: Tensor, cand: Tensor, queue: Tensor | None, pos_valid: Tensor, k_neg: int,
-                     margin: float, tau: Tensor | float) -> Tensor:
+                     margin: float, tau: Tensor | float, ids: Tensor | None = None,
+                     queue_ids: Tensor | None = None) -> Tensor:
     """Eq. 2 (audio -> video, anchor=audio) or Eq. 7 (video -> audio, anchor=video): mean over anchors."""
-    pos, neg, valid = cross_modal_logits(anchor, cand, queue, pos_valid, k_neg, margin, tau)
+    pos, neg, valid = cross_modal_logits(anchor, cand, queue, pos_valid, k_neg, margin, tau, ids, queue_ids)
     neg = neg.masked_fill(~valid, float("-inf"))
     denom = torch.logsumexp(torch.cat([pos[:, None], neg], dim=1), dim=1)
     return (denom - pos).mean()
+
+
+def sample_ids(batch: dict, device: torch.device) -> Tensor | None:
+    """Stable int64 ids from the batch's optional ``video_id`` list (-1 where missing); None without it."""
+    names = batch.get("video_id")
+    if names is None:
+        return None
+    if isinstance(names, Tensor):
+        return names.to(device=device, dtype=torch.long)
+    out = [int.from_bytes(hashlib.blake2b(str(n).encode(), digest_size=7).digest(), "little") if n is not None
+           else -1 for n in names]
+    return torch.tensor(out, dtype=torch.long, device=device)
 
 
 def contrast_keys(modality_label: Tensor, method_id: Tensor | None) -> Tensor:

@@ -52,9 +52,9 @@ def importance_weights(att_v: Tensor, att_a: Tensor, d_v: Tensor, d_a: Tensor, g
 class FusionWeights(nn.Module):
     """Eq. 9-10: attention importance of each modality mixed with the inverse cluster distance."""
 
-    def __init__(self, dim: int, heads: int, gamma: float) -> None:
+    def __init__(self, dim: int, heads: int, gamma: float, eps: float = 0.05) -> None:
         super().__init__()
-        self.gamma = gamma
+        self.gamma, self.eps = gamma, eps
         self.att_v = AttentionImportance(dim, heads)
         self.att_a = AttentionImportance(dim, heads)
 
@@ -64,8 +64,10 @@ class FusionWeights(nn.Module):
         av = self.att_v(v_tokens, v_valid)
         aa = self.att_a(a_tokens, a_valid)
         if dists is None:
-            dists = torch.ones(av.shape[0], 2, dtype=av.dtype, device=av.device)
-        return importance_weights(av, aa, dists[:, 0].to(av.dtype), dists[:, 1].to(av.dtype), self.gamma)
+            dists = torch.ones(av.shape[0], 2, device=av.device)
+        # fp32 whatever the autocast dtype: 1/(D + eps) and the normalisation must not overflow in fp16
+        dists = dists.float()
+        return importance_weights(av.float(), aa.float(), dists[:, 0], dists[:, 1], self.gamma, self.eps)
 
 
 class RFMF(nn.Module):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from macbdf.models.config import ModelConfig
-from macbdf.models.contrastive import AdaptiveTemperature, contrast_keys, cross_modal_loss, supcon_loss
+from macbdf.models.contrastive import AdaptiveTemperature, contrast_keys, cross_modal_loss, sample_ids, supcon_loss
 
 LOSS_KEYS = ("multimodal", "unimodal_audio", "unimodal_video", "frame_audio", "frame_video", "contrastive")
 
@@ -46,20 +46,26 @@ class NegativeQueue(nn.Module):
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
         self.register_buffer("items", torch.zeros(size, dim))
+        self.register_buffer("ids", torch.full((size,), -1, dtype=torch.long))   # sample ids, -1 unknown
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
-    def get(self) -> Tensor:
-        # a copy: the buffer is overwritten in place by `push` while the graph still needs these values
-        return self.items[: int(self.count)].clone()
+    def get(self) -> tuple[Tensor, Tensor]:
+        """(items (Q, D), ids (Q,)) currently held; copies, since `push` overwrites the buffers in place
+        while the autograd graph still needs the values it used."""
+        n = int(self.count)
+        return self.items[:n].clone(), self.ids[:n].clone()
 
     @torch.no_grad()
-    def push(self, z: Tensor) -> None:
+    def push(self, z: Tensor, ids: Tensor | None = None) -> None:
         z = z.detach().to(self.items.dtype)
         cap = self.items.shape[0]
-        z = z[-cap:]
+        ids = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device) if ids is None else ids
+        z, ids = z[-cap:], ids[-cap:]
         n, ptr = z.shape[0], int(self.ptr)
-        self.items[(torch.arange(n, device=z.device) + ptr) % cap] = z
+        idx = (torch.arange(n, device=z.device) + ptr) % cap
+        self.items[idx] = z
+        self.ids[idx] = ids.to(self.ids.device)
         self.ptr.fill_((ptr + n) % cap)
         self.count.fill_(min(cap, int(self.count) + n))
 
@@ -83,10 +89,11 @@ class MACBCriterion(nn.Module):
         tau, logs = self.temperature(za, zv)
         real_pair = (batch["video_label"] < 0.5) & (batch["audio_label"] < 0.5)
         terms: dict[str, Tensor] = {}
+        ids = sample_ids(batch, zv.device)   # windows of one video are never each other's negatives
         if cfg.use_cross:
-            qv, qa = self.queue_video.get(), self.queue_audio.get()
-            terms["L_av"] = cross_modal_loss(za, zv, qv, real_pair, cfg.k_neg, cfg.margin, tau)   # Eq. 2
-            terms["L_va"] = cross_modal_loss(zv, za, qa, real_pair, cfg.k_neg, cfg.margin, tau)   # Eq. 7
+            (qv, qv_ids), (qa, qa_ids) = self.queue_video.get(), self.queue_audio.get()
+            terms["L_av"] = cross_modal_loss(za, zv, qv, real_pair, cfg.k_neg, cfg.margin, tau, ids, qv_ids)  # Eq. 2
+            terms["L_va"] = cross_modal_loss(zv, za, qa, real_pair, cfg.k_neg, cfg.margin, tau, ids, qa_ids)  # Eq. 7
         if cfg.use_intra:
             mid = batch.get("method_id")
             terms["L_vv"] = supcon_loss(zv, contrast_keys(batch["video_label"], mid), tau)
@@ -94,8 +101,8 @@ class MACBCriterion(nn.Module):
         # Eq. 8 is the mean of the four terms; with a switch off, the mean of those that remain
         lc = torch.stack(list(terms.values())).mean()
         if self.training:
-            self.queue_video.push(zv)
-            self.queue_audio.push(za)
+            self.queue_video.push(zv, ids)
+            self.queue_audio.push(za, ids)
         logs.update({k: v.detach() for k, v in terms.items()})
         return lc, logs
 

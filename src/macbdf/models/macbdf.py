@@ -89,7 +89,7 @@ class MACBDF(nn.Module):
         self.proj_video = proj() if cfg.uses_video else None
         self.proj_audio = proj() if cfg.uses_audio else None
         if cfg.fusion_weights_active:
-            self.fusion_weights = FusionWeights(c, cfg.heads, cfg.fusion_gamma)
+            self.fusion_weights = FusionWeights(c, cfg.heads, cfg.fusion_gamma, cfg.fusion_eps)
             self.clusters_video = ClusterState(cfg.contrast_dim, cfg.cluster_k_choices, cfg.cluster_bank_size,
                                                cfg.cov_shrinkage)
             self.clusters_audio = ClusterState(cfg.contrast_dim, cfg.cluster_k_choices, cfg.cluster_bank_size,
@@ -192,15 +192,41 @@ class MACBDF(nn.Module):
             self.clusters_audio.fit(seed=step)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+    def _check_batch(self, batch: dict[str, Any]) -> tuple[int, int, Tensor]:
+        """Validate the input shapes (one-line ValueError) and return (B, T, frame_mask)."""
         cfg = self.config
+        need = (["video"] if cfg.uses_video else []) + (["audio"] if cfg.uses_audio else [])
+        missing = [k for k in need if k not in batch]
+        if missing:
+            raise ValueError(f"batch lacks {', '.join(missing)} (model modality {cfg.modality!r})")
+        if cfg.uses_video:
+            v = batch["video"]
+            if v.dim() != 5 or v.shape[2] != 3:
+                raise ValueError(f"batch['video'] must be (B, T, 3, S, S), got {tuple(v.shape)}")
+        if cfg.uses_audio:
+            a = batch["audio"]
+            if a.dim() != 3:
+                raise ValueError(f"batch['audio'] must be (B, T*mel_per_frame, n_mels), got {tuple(a.shape)}")
         ref = batch["video"] if cfg.uses_video else batch["audio"]
         b = ref.shape[0]
-        t = batch["frame_mask"].shape[1] if "frame_mask" in batch else batch["video"].shape[1]
         mask = batch.get("frame_mask")
         if mask is None:
+            t = ref.shape[1] if cfg.uses_video else -(-ref.shape[1] // cfg.preprocess.mel_per_frame)
             mask = torch.ones(b, t, dtype=torch.bool, device=ref.device)
         mask = mask.bool()
+        if mask.dim() != 2 or mask.shape[0] != b:
+            raise ValueError(f"batch['frame_mask'] must be (B={b}, T), got {tuple(mask.shape)}")
+        t = mask.shape[1]
+        if cfg.uses_video and batch["video"].shape[1] != t:
+            raise ValueError(f"video has {batch['video'].shape[1]} frames but frame_mask has {t}")
+        if t < 1:
+            raise ValueError("empty window: T = 0 frames")
+        return b, t, mask
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        cfg = self.config
+        b, t, mask = self._check_batch(batch)
+        ref = batch["video"] if cfg.uses_video else batch["audio"]
         c = cfg.dim
         dtype = next(self.parameters()).dtype
 
@@ -209,10 +235,10 @@ class MACBDF(nn.Module):
             tok, valid = self.video_encoder(batch["video"].to(dtype), mask)        # (B,T',N,C), (B,T')
             hp = -(-batch["video"].shape[-2] // cfg.patch_size)
             streams["video"] = {"tokens": tok, "valid": valid,
-                                "map": rearrange(tok, "b t (h w) c -> b c t h w", h=hp)}
+                                "map": rearrange(tok, "b t (h w) c -> b c t h w", h=hp).contiguous()}
         if cfg.uses_audio:
             tok, valid = self.audio_encoder(batch["audio"].to(dtype), mask)        # (B,T',F',C), (B,T')
-            streams["audio"] = {"tokens": tok, "valid": valid, "map": rearrange(tok, "b t f c -> b c t f")}
+            streams["audio"] = {"tokens": tok, "valid": valid, "map": rearrange(tok, "b t f c -> b c t f").contiguous()}
         valid = next(iter(streams.values()))["valid"]
 
         out: dict[str, Tensor] = {}

@@ -38,10 +38,29 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+        y = (x - mean) * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.bias.view(shape), y, self.weight.view(shape))
+
+
+class Pointwise(nn.Module):
+    """1x1(x1) convolution computed as a matrix product over the flattened map.
+
+    Same parameters (weight (out, in, 1, ..., 1), bias (out,)) and result as nn.Conv2d/3d with kernel 1,
+    but it avoids PyTorch's slow generic CPU path that 1x1x1 Conv3d can fall into.
+    """
+
+    def __init__(self, c_in: int, c_out: int, nd: int) -> None:
+        super().__init__()
+        ref = _conv(nd)(c_in, c_out, 1)   # the standard initialisation of a 1x1 conv
+        self.weight = nn.Parameter(ref.weight.detach().clone())
+        self.bias = nn.Parameter(ref.bias.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight.view(self.weight.shape[0], self.weight.shape[1])
+        y = torch.matmul(w, x.flatten(2)) + self.bias[:, None]      # (B, out, N)
+        return y.view(x.shape[0], -1, *x.shape[2:])
 
 
 class STLKA(nn.Module):
@@ -57,7 +76,7 @@ class STLKA(nn.Module):
         self.k, self.d = k, d
         self.dw = conv(channels, channels, 2 * d - 1, padding="same", groups=channels)
         self.dwd = conv(channels, channels, math.ceil(k / d), padding="same", dilation=d, groups=channels)
-        self.pw = conv(channels, channels, 1)
+        self.pw = Pointwise(channels, channels, nd)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pw(self.dwd(self.dw(x)))
@@ -103,18 +122,17 @@ class MultiScaleBlock(nn.Module):
     def __init__(self, dim: int, nd: int, lka_specs: Sequence[tuple[int, int]], gsau_kernel: int = 3,
                  layer_scale_init: float = 0.1) -> None:
         super().__init__()
-        conv = _conv(nd)
         self.norm1 = ChannelLayerNorm(dim)
-        self.f1 = conv(dim, dim, 1)
-        self.f2 = conv(dim, dim, 1)
+        self.f1 = Pointwise(dim, dim, nd)
+        self.f2 = Pointwise(dim, dim, nd)
         self.mstlka = MSTLKA(dim, lka_specs, nd)
-        self.f3 = conv(dim, dim, 1)
+        self.f3 = Pointwise(dim, dim, nd)
         self.lambda1 = nn.Parameter(torch.tensor(float(layer_scale_init)))
         self.norm2 = ChannelLayerNorm(dim)
-        self.f4 = conv(dim, dim, 1)
-        self.f5 = conv(dim, dim, 1)
+        self.f4 = Pointwise(dim, dim, nd)
+        self.f5 = Pointwise(dim, dim, nd)
         self.gsau = GSAU(dim, gsau_kernel, nd)
-        self.f6 = conv(dim, dim, 1)
+        self.f6 = Pointwise(dim, dim, nd)
         self.lambda2 = nn.Parameter(torch.tensor(float(layer_scale_init)))
 
     def forward(self, h: Tensor) -> Tensor:

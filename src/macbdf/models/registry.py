@@ -91,7 +91,7 @@ register_model_config(
         description="CPU demo: trains in minutes on 2 cores on a few hundred clips",
         num_frames=16, dim=64, video_depth=2, audio_depth=2, heads=4, mlp_ratio=2.0,
         patch_size=16, tubelet=2, audio_patch_mels=16, ms_depth=2,
-        lka_specs=((7, 2), (14, 3)), rfmf_depth=1, contrast_dim=32, queue_size=256, k_neg=16,
+        lka_specs=((5, 2), (9, 3)), rfmf_depth=1, contrast_dim=32, queue_size=256, k_neg=16,
         cluster_bank_size=512, cluster_every=50,
     ),
 )
@@ -101,7 +101,7 @@ register_model_config(
         description="paper-scale (ms_depth 6) for a GPU",
         num_frames=32, dim=192, video_depth=6, audio_depth=4, heads=6, mlp_ratio=4.0,
         patch_size=16, tubelet=2, audio_patch_mels=8, ms_depth=6, dropout=0.1, drop_head=0.3,
-        lka_specs=((7, 2), (14, 3), (21, 3)), rfmf_depth=2, contrast_dim=128, queue_size=4096, k_neg=64,
+        lka_specs=((5, 2), (9, 3), (13, 3)), rfmf_depth=2, contrast_dim=128, queue_size=4096, k_neg=64,
         cluster_bank_size=2048, cluster_every=200, temp_hidden=32,
     ),
 )

@@ -269,6 +269,7 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
             body = job.public()
             body["url"] = f"/v1/jobs/{job.id}"
             return JSONResponse(body, status_code=202, headers={"Location": body["url"]})
+        jobs.forget(job.id)
         if not job.result:
             return error(500, "internal error: no result", filename)
         result = job.result

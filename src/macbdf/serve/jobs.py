@@ -4,7 +4,9 @@ Every upload becomes a job. At most ``concurrency`` jobs run at once (model forw
 threads, the event loop stays free); up to ``max_queue`` more wait in order. When both are full a
 new job is refused with `QueueFull` (the API answers 503 with Retry-After), so memory and CPU stay
 bounded under any load. A job owns its temporary upload file and removes it when it ends, whatever
-happens. Finished jobs are kept for ``ttl_s`` seconds so ``GET /v1/jobs/{id}`` can fetch them.
+happens. Finished jobs answered with 202 are kept for ``ttl_s`` seconds (at most ``max_kept`` of
+them, oldest dropped first: a 10-minute video's result holds ~1 MB of frame scores) so
+``GET /v1/jobs/{id}`` can fetch them; jobs answered synchronously are dropped once answered.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class JobManager:
         concurrency: int = 1,
         max_queue: int = 64,
         ttl_s: float = 3600.0,
-        max_kept: int = 1000,
+        max_kept: int = 256,
     ) -> None:
         self.detect_fn = detect_fn
         self.concurrency = max(1, int(concurrency))
@@ -76,6 +78,12 @@ class JobManager:
 
     def active(self) -> int:
         return sum(1 for j in self.jobs.values() if j.status != "done")
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job (a synchronous answer was already sent; nobody will poll it)."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.status == "done":
+            del self.jobs[job_id]
 
     def get(self, job_id: str) -> Job | None:
         self._expire()
