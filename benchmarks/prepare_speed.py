@@ -149,6 +149,8 @@ def main() -> None:
     ratio = t_prep / t_dec
     n = len(clips) * args.repeat
     lines = [
+        "`python benchmarks/prepare_speed.py`: decode-only (PyAV demux + decode of every audio/video frame, "
+        "no conversion) vs. full `prepare_file` + cache write on the same clips, alternating per clip.",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores (shared; load average {os.getloadavg()[0]:.1f} at the end); "
         f"PyAV {av.__version__}; one process",

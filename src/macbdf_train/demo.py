@@ -1,7 +1,8 @@
 """The main job end to end on the built-in synthetic benchmark (`macbdf demo`, `make demo`).
 
 Stages (each resumable: a finished stage leaves ``DIR/stages/<stage>.json`` and is skipped on
-the next run; a half-trained model resumes its run):
+the next run with the same settings; a half-trained model resumes its run; changing a training
+setting such as ``steps`` retrains the models but keeps the generated and prepared data):
 
 1. ``synth``    -- the synthetic audio-visual benchmark in the FakeAVCeleb layout, identity-
                    disjoint splits (``DIR/synth``);
@@ -62,7 +63,7 @@ class DemoConfig:
     num_clips: int = 240
     seed: int = 0
     model: str = "small"
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 16
     lr: float = 2e-3
     balancer: str = "ompareto"
@@ -93,19 +94,38 @@ class _Stages:
         self.log = log
         self.timings: dict[str, float] = {}
 
+    def done(self, name: str, key: str) -> bool:
+        """Whether stage ``name`` finished with the settings ``key``."""
+        try:
+            return json.loads(self._path(name).read_text(encoding="utf-8")).get("_key", "") == key
+        except (OSError, json.JSONDecodeError):
+            return False
+
     def _path(self, name: str) -> Path:
         return self.dir / (name.replace(":", "_") + ".json")
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def run(self, name: str, fn: Callable[[], dict[str, Any]], key: str = "",
+            stale: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Run ``fn`` unless its marker exists with the same settings ``key``.
+
+        A marker made with other settings is stale: ``stale()`` removes that stage's old output
+        (inside the demo folder) and the stage runs again.
+        """
         p = self._path(name)
         if p.is_file():
             try:
                 res = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                res = None  # a corrupt marker: redo the stage
+            if res is not None and res.get("_key", "") == key:
                 self.log(f"[demo] {name}: done earlier, skipped")
                 self.timings[name] = float(res.get("_seconds", 0.0))
                 return res
-            except (OSError, json.JSONDecodeError):
-                pass  # a corrupt marker: redo the stage
+            if res is not None:
+                self.log(f"[demo] {name}: settings changed, running it again")
+                if stale is not None:
+                    stale()
+            p.unlink(missing_ok=True)
         self.log(f"[demo] {name} ...")
         t0 = time.perf_counter()
         try:
@@ -118,6 +138,7 @@ class _Stages:
             msg = " ".join(str(e).split())[:300]
             raise DemoError(f"stage {name} failed: {type(e).__name__}: {msg} (rerun the same command to resume)") from e
         res["_seconds"] = round(time.perf_counter() - t0, 2)
+        res["_key"] = key
         self.timings[name] = res["_seconds"]
         from macbdf_train.evaluate import write_json
 
@@ -297,6 +318,9 @@ def _model_entry(rep: dict[str, Any]) -> dict[str, Any]:
             "eer": o.get("eer"), "threshold": rep.get("threshold", {}).get("value"), "n": o.get("n"),
             "per_category": cats,
             "per_modality": {m: {"auc": v.get("auc"), "acc": v.get("acc")} for m, v in rep.get("per_modality", {}).items()},
+            "per_method": {g: {k: v.get(k) for k in ("acc_thr", "auc", "n")} for g, v in rep.get("per_method", {}).items()},
+            "per_difficulty": {g: {k: v.get(k) for k in ("acc_thr", "auc", "n")}
+                               for g, v in rep.get("per_difficulty", {}).items()},
             "frame_auc": rep.get("frame", {}).get("auc_any"), "checkpoint": rep.get("checkpoint")}
 
 
@@ -394,24 +418,31 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
     out = Path(cfg.out)
     _check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_settings(out, cfg)
+    _write_config(out, cfg)
+    data_key = _key(cfg, _DATA_KEYS)
+    train_key = _key(cfg, _DATA_KEYS + _TRAIN_KEYS)
     st = _Stages(out, log)
     synth_dir, cache_dir, runs_dir = out / "synth", out / "cache", out / "runs"
-    st.run("synth", lambda: _stage_synth(cfg, synth_dir))
-    prep = st.run("prepare", lambda: _stage_prepare(cfg, synth_dir, cache_dir))
+    st.run("synth", lambda: _stage_synth(cfg, synth_dir), data_key, lambda: _rmtree(synth_dir))
+    prep = st.run("prepare", lambda: _stage_prepare(cfg, synth_dir, cache_dir), data_key,
+                  lambda: _rmtree(cache_dir))
     evals: dict[str, dict[str, Any]] = {}
     runs: dict[str, Path] = {}
     for name in cfg.models:
         spec = MODELS[name]
         run_dir = runs_dir / name
         runs[name] = run_dir
-        st.run(f"train:{name}", lambda: _stage_train(cfg, cache_dir, run_dir, spec["overrides"]))
-        evals[name] = st.run(f"eval:{name}", lambda: _stage_eval(cfg, cache_dir, run_dir, name))
+        if not st.done(f"train:{name}", train_key) and (run_dir / "train_config.json").is_file() \
+                and not _same_run(run_dir, cfg):
+            _rmtree(run_dir)  # a partial run made with other settings: cannot be resumed
+        st.run(f"train:{name}", lambda: _stage_train(cfg, cache_dir, run_dir, spec["overrides"]), train_key,
+               lambda: _rmtree(run_dir))
+        evals[name] = st.run(f"eval:{name}", lambda: _stage_eval(cfg, cache_dir, run_dir, name), train_key)
     ck = out / "checkpoint"
     report: dict[str, Any] = {"models": {n: _model_entry(r) for n, r in evals.items()}}
     if "macbdf" in cfg.models:
-        st.run("checkpoint", lambda: _stage_checkpoint(runs["macbdf"], ck))
-        det = st.run("detect", lambda: _stage_detect(cfg, ck, cache_dir))
+        st.run("checkpoint", lambda: _stage_checkpoint(runs["macbdf"], ck), train_key)
+        det = st.run("detect", lambda: _stage_detect(cfg, ck, cache_dir), train_key)
         report["detect"] = {k: v for k, v in det.items() if not k.startswith("_")}
         report["checkpoint"] = str(ck)
         full = report["models"]["macbdf"].get("auc")
@@ -441,24 +472,32 @@ def _check_out_dir(out: Path) -> None:
         raise DemoError(f"{out} is not empty and not an earlier demo output; choose another --out")
 
 
-_RUN_KEYS = ("num_clips", "seed", "model", "steps", "batch_size", "lr", "balancer", "synth_opts", "prepare_args",
-             "quick")
+# Settings each stage depends on: changing a training setting retrains but keeps the data.
+_DATA_KEYS = ("num_clips", "seed", "synth_opts", "prepare_args", "quick")
+_TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "balancer")
 
 
-def _check_same_settings(out: Path, cfg: DemoConfig) -> None:
-    """Resuming is only sound with the settings the finished stages were made with."""
+def _key(cfg: DemoConfig, keys: tuple[str, ...]) -> str:
+    d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return json.dumps({k: d.get(k) for k in keys}, sort_keys=True)
+
+
+def _same_run(run_dir: Path, cfg: DemoConfig) -> bool:
+    """Whether a partial run in ``run_dir`` was started with this demo's training settings."""
+    try:
+        tc = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return all(tc.get(k) == getattr(cfg, k) for k in ("model", "steps", "batch_size", "lr", "balancer", "seed"))
+
+
+def _rmtree(p: Path) -> None:
+    """Remove a folder the demo itself created inside its output folder."""
+    if p.exists():
+        shutil.rmtree(p)
+
+
+def _write_config(out: Path, cfg: DemoConfig) -> None:
     from macbdf.checkpoint import atomic_write_text
 
-    now = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    p = out / "demo_config.json"
-    if p.is_file():
-        try:
-            old = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old is not None:
-            diff = [k for k in _RUN_KEYS if old.get(k) != now.get(k)]
-            if diff:
-                raise DemoError(f"{out} holds a demo run with other settings ({', '.join(diff)}); "
-                                "use another --out or the same settings to resume")
-    atomic_write_text(p, json.dumps(now, indent=2) + "\n")
+    atomic_write_text(out / "demo_config.json", json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n")

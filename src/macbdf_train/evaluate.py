@@ -323,6 +323,14 @@ def compute_report(
         }
     else:
         rep["localization"] = {"skipped": "no fake periods in this split"}
+    # synth marks fakes that only a cross-modal check can catch (lip-sync on a real utterance of
+    # the same speaker, audio swapped with another real utterance of the same voice)
+    cmo = [r.extra.get("cross_modal_only") for r in scored.records]
+    if any(v is not None for v in cmo):
+        sel = np.array([bool(v) for v in cmo]) & known
+        groups = ["cross-modal only" if s else ("real" if y[i] == 0 else "other fakes") for i, s in enumerate(sel)]
+        rep["per_difficulty"] = M.grouped_metrics(y[kn], p[kn], [groups[i] for i in kn], threshold,
+                                                  ["real", "other fakes", "cross-modal only"])
     # generalisation to manipulation methods never seen in training
     if train_methods is not None:
         unseen = sorted({m for m in meths if m and m != "real" and m not in train_methods})
@@ -540,7 +548,7 @@ def format_report(report: dict[str, Any]) -> str:
     for mod, m in report.get("per_modality", {}).items():
         L.append(f"{mod + ' head':18s} {_f(m['acc']):>7s} {_f(m['acc_thr']):>7s} {_f(m['auc']):>7s} "
                  f"{_f(m['ap']):>7s} {_f(m['eer']):>7s} {m['n']:>6d}")
-    for title, key in (("category", "per_category"), ("method", "per_method")):
+    for title, key in (("category", "per_category"), ("method", "per_method"), ("difficulty", "per_difficulty")):
         groups = report.get(key) or {}
         if not groups:
             continue
@@ -548,7 +556,7 @@ def format_report(report: dict[str, Any]) -> str:
         L.append(f"{'per ' + title:18s} {'ACC@.5':>7s} {'ACC@thr':>7s} {'AUC*':>7s} {'n':>6s}")
         for g, m in groups.items():
             L.append(f"{g[:18]:18s} {_f(m['acc']):>7s} {_f(m['acc_thr']):>7s} {_f(m.get('auc')):>7s} {m['n']:>6d}")
-    if report.get("per_category") or report.get("per_method"):
+    if report.get("per_category") or report.get("per_method") or report.get("per_difficulty"):
         L.append("  * AUC of a fake group against all real samples of the split")
     fr = report.get("frame", {})
     L.append("")
@@ -564,7 +572,8 @@ def format_report(report: dict[str, Any]) -> str:
         L.append(f"localisation: {loc.get('skipped')}")
     un = report.get("unseen_methods")
     if un:
-        L.append(f"unseen methods {', '.join(un['methods'])}: ACC {_f(un['acc'])} AUC vs real {_f(un.get('auc'))} (n={un['n']})")
+        L.append(f"unseen methods {', '.join(un['methods'])}: ACC@.5 {_f(un['acc'])} ACC@thr {_f(un['acc_thr'])} "
+                 f"AUC vs real {_f(un.get('auc'))} (n={un['n']})")
     if report.get("failures"):
         L.append(f"{len(report['failures'])} sample(s) could not be read (see JSON 'failures')")
     return "\n".join(L)

@@ -63,8 +63,13 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     # resumable: a second run skips every stage
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--quick"]) == 0
-    # other settings on the same folder are refused, not mixed
-    assert main(["demo", "--out", str(out), "--quick", "--steps", "5"]) == 2
+    assert capsys.readouterr().err.count("done earlier, skipped") == 12
+    # another training setting retrains (here one model) but keeps the data
+    assert main(["demo", "--out", str(out), "--quick", "--steps", "5", "--models", "macbdf"]) == 0
+    err = capsys.readouterr().err
+    assert "synth: done earlier" in err and "prepare: done earlier" in err
+    assert "train:macbdf: settings changed" in err
+    assert json.loads((out / "runs" / "macbdf" / "train_config.json").read_text())["steps"] == 5
     # a folder of someone else's files is refused
     foreign = tmp_path / "foreign"
     foreign.mkdir()

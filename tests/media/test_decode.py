@@ -182,3 +182,26 @@ def test_colours_survive_every_planar_format(tmp_path, clip_maker, pix_fmt):
         _, f = next(iter(iter_video_frames(p, 25.0)))
         crop = f.crop((8, 8, 56, 56), 16).reshape(-1, 3).mean(0)
         assert np.abs(crop - np.array(rgb)).max() < 12, (pix_fmt, rgb, crop)
+
+
+def test_read_ahead_propagates_errors_and_closes_early():
+    from macbdf.media.decode import read_ahead
+
+    closed = []
+
+    def gen(fail_at=None):
+        try:
+            for i in range(100):
+                if i == fail_at:
+                    raise MediaError("boom")
+                yield i
+        finally:
+            closed.append(True)
+
+    assert list(read_ahead(gen(), 3)) == list(range(100))
+    with pytest.raises(MediaError, match="boom"):
+        list(read_ahead(gen(fail_at=7), 3))
+    it = read_ahead(gen(), 3)
+    assert [next(it) for _ in range(2)] == [0, 1]
+    it.close()                      # consumer stops early: the producer closes the source
+    assert closed == [True, True, True]

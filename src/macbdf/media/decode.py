@@ -24,9 +24,11 @@ from __future__ import annotations
 import functools
 import math
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import cv2
 import numpy as np
@@ -349,6 +351,63 @@ def _yuv_to_rgb_matrix(full_range: bool, coeffs: tuple[float, float, float, floa
 def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Equal-size Y, U, V planes (uint8) -> RGB uint8 (h, w, 3); one saturating C pass."""
     return cv2.transform(cv2.merge([y, u, v]), matrix)
+
+
+_T = TypeVar("_T")
+
+
+def read_ahead(it: Iterator[_T], depth: int = 8) -> Iterator[_T]:
+    """Run iterator ``it`` in a background thread, at most ``depth`` items ahead of the consumer.
+
+    PyAV releases the GIL while demuxing and decoding, so the next frames are decoded while the
+    caller runs face detection and crops (on 2 cores this hides most of the decode time). The
+    iterator is closed in its own thread when the consumer stops early; exceptions are re-raised
+    in the consumer.
+
+    Example:
+        >>> list(read_ahead(iter(range(5)), depth=2))
+        [0, 1, 2, 3, 4]
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(msg: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(msg, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in it:
+                if not put(("item", item)):
+                    break
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer thread
+            put(("error", e))
+            return
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        put(("end", None))
+
+    worker = threading.Thread(target=produce, name="macbdf-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, val = q.get()
+            if kind == "item":
+                yield val
+            elif kind == "error":
+                raise val
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _video_threads() -> int:

@@ -27,7 +27,7 @@ import numpy as np
 
 from macbdf.config import PreprocessConfig
 from macbdf.media.audio import log_mel_from_reader
-from macbdf.media.decode import AudioReader, MediaError, iter_video_frames
+from macbdf.media.decode import AudioReader, MediaError, iter_video_frames, read_ahead
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
 __all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
@@ -39,6 +39,7 @@ SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
 FULL_SCAN_S = 4.0          # full-frame face search at least this often (s); region search between
 ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
+READ_AHEAD = 6             # frames decoded ahead in a background thread (0 = decode inline)
 ROI_SIDE = 96              # region search image's longer side (pixels)
 
 
@@ -153,7 +154,8 @@ class _CropStream:
         cfg = self.cfg
         size = int(cfg.face_size)
         buf: deque[tuple[int, Any]] = deque()
-        for k, frame in iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats):
+        frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats)
+        for k, frame in (read_ahead(frames, READ_AHEAD) if READ_AHEAD else frames):
             if self.tracker is None:
                 self.tracker = FaceTracker(frame.width, frame.height, detect_every=cfg.detect_every,
                                            margin=cfg.face_margin, fps=cfg.fps)
@@ -245,7 +247,8 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
         if final and start == 0 and max_frames is None and stream.stats.get("decoded_duration"):
             # Whole clip: the true end (last frame time + one source frame) rather than T / fps.
             duration = min(float(stream.stats["decoded_duration"]), duration + 1.0 / cfg.fps)
-        total = max(duration, (start + n) / cfg.fps)
+        # Whole-video length so far; "short" can only be decided at the last window.
+        total = max(duration, (start + n) / cfg.fps) if final else float("inf")
         flags, info = _flags(stream, np.asarray(found, bool), total, reader,
                              reader.has_audio and peak[0] < SILENT_PEAK)
         clip = PreparedClip(frames=frames, logmel=logmel, fps=float(cfg.fps), duration=float(duration),

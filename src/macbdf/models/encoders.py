@@ -111,6 +111,11 @@ def _interp_1d(pos: Tensor, length: int) -> Tensor:
     return F.interpolate(pos.t()[None], size=length, mode="linear", align_corners=False)[0].t()
 
 
+def _time_pos(pos: Tensor, length: int) -> Tensor:
+    """Temporal embedding for ``length`` tokens: the first ones for a shorter window, interpolated if longer."""
+    return pos[:length] if length <= pos.shape[0] else _interp_1d(pos, length)
+
+
 def _interp_2d(pos: Tensor, grid: tuple[int, int], new: tuple[int, int]) -> Tensor:
     """Resize a (h0*w0, C) learned embedding to (h*w, C) bilinearly."""
     if tuple(grid) == tuple(new):
@@ -176,7 +181,7 @@ class VideoEncoder(nn.Module):
                       pt=self.tubelet, ph=self.patch, pw=self.patch)
         x = F.linear(x, *self._folded_embed())
         x = x + _interp_2d(self.pos_space, self.grid, (hp, wp))[None, None]
-        x = x + _interp_1d(self.pos_time, tp)[None, :, None]
+        x = x + _time_pos(self.pos_time, tp)[None, :, None]
         valid = time_tokens_valid(frame_mask, self.tubelet, tp)
         for blk in self.blocks:
             x = blk(x, valid)
@@ -227,7 +232,7 @@ class AudioEncoder(nn.Module):
         x = F.pad(x, (0, fp * self.pf - x.shape[-1]))
         x = rearrange(x, "b (t pt) (f pf) -> b t f (pt pf)", pt=self.pt, pf=self.pf)
         x = self.embed(x)
-        x = x + _interp_1d(self.pos_freq, fp)[None, None] + _interp_1d(self.pos_time, tp)[None, :, None]
+        x = x + _interp_1d(self.pos_freq, fp)[None, None] + _time_pos(self.pos_time, tp)[None, :, None]
         valid = time_tokens_valid(frame_mask, self.tubelet, tp)
         kv = valid.repeat_interleave(fp, dim=1)  # (B, T'*F') matches "b (t f) c"
         x = rearrange(x, "b t f c -> b (t f) c")

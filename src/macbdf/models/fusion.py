@@ -38,7 +38,7 @@ class AttentionImportance(nn.Module):
 
 
 def importance_weights(att_v: Tensor, att_a: Tensor, d_v: Tensor, d_a: Tensor, gamma: float,
-                       eps: float = 1e-6) -> Tensor:
+                       eps: float = 0.05) -> Tensor:
     """Eq. 10 per modality, then normalised so that w_v + w_a = 1. Returns (B, 2) = (w_v, w_a).
 
     w_m = gamma * ReLU(f_m(MHA_m)) + (1 - gamma) / (D_m + eps)   (att_* are already ReLU'd)

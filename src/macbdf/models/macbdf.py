@@ -98,10 +98,12 @@ class MACBDF(nn.Module):
         else:
             self.fusion_weights = None
         # multi-scale blocks (§3.2.3) and multi-scale fusion (§3.2.4)
-        ms = lambda nd: nn.ModuleList(MultiScaleBlock(c, nd, cfg.lka_specs, cfg.gsau_kernel, cfg.layer_scale_init)
-                                      for _ in range(cfg.ms_depth))
-        self.ms_video = ms(3) if cfg.uses_video else None
-        self.ms_audio = ms(2) if cfg.uses_audio else None
+        def ms(nd: int) -> nn.ModuleList:
+            return nn.ModuleList(MultiScaleBlock(c, nd, cfg.lka_specs, cfg.gsau_kernel, cfg.layer_scale_init)
+                                 for _ in range(cfg.ms_depth))
+
+        self.ms_video = ms(3) if cfg.uses_video else None   # MSTLKA blocks on (B, C, T', h, w)
+        self.ms_audio = ms(2) if cfg.uses_audio else None   # MFTLKA blocks on (B, C, T', F')
         cross = cfg.modality == "av" and cfg.fusion == "macb"
         self.mod_video = nn.ModuleList(FusionModulation(c) for _ in range(cfg.ms_depth)) if cross else None
         self.mod_audio = nn.ModuleList(FusionModulation(c) for _ in range(cfg.ms_depth)) if cross else None
