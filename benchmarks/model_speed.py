@@ -42,7 +42,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
+def worker(name: str, threads: int, repeats: int, train_windows: int, window_batch: int = 1) -> dict:
     """Measure one config in this (fresh) process."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -74,7 +74,12 @@ def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
                 "frame_label_video": torch.zeros(1, t), "frame_label_audio": torch.zeros(1, t),
                 "method_id": torch.zeros(1, dtype=torch.long)}
 
-    windows = [window(i) for i in range(n_win)]
+    def stack(ws: list[dict]) -> dict:
+        return {k: torch.cat([w[k] for w in ws]) for k in ws[0]}
+
+    # the windows of the one clip, `window_batch` at a time (1 = strictly one window per forward)
+    windows = [stack([window(j) for j in range(i, min(i + window_batch, n_win))])
+               for i in range(0, n_win, window_batch)]
     params = sum(p.numel() for p in model.parameters())
     baseline_mib = _rss_mib()
 
@@ -83,7 +88,7 @@ def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
     flop_counter = FlopCounterMode(display=False)
     with flop_counter:
         model(windows[0])
-    flops_window = flop_counter.get_total_flops()
+    flops_window = flop_counter.get_total_flops() / windows[0]["video"].shape[0]
     with torch.inference_mode():
         model(windows[0])  # warm-up (oneDNN primitive creation)
         fwd, fwd_cpu = [], []
@@ -99,7 +104,7 @@ def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
     crit.train()
     # warm-up one step, then `train_windows` windows (the cost per window does not depend on its position)
     crit.total(crit(model(windows[0]), windows[0])).backward()
-    sub = windows[: max(1, min(train_windows, n_win))]
+    sub = windows[: max(1, -(-min(train_windows, n_win) // window_batch))]
     train, train_cpu = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -110,9 +115,10 @@ def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
         train_cpu.append(time.process_time() - c0)
     peak_train = _rss_mib()
     dur = CLIP_FRAMES / FPS
-    sub_dur = len(sub) * t / FPS
+    sub_dur = sum(w["video"].shape[0] for w in sub) * t / FPS
     return {
         "config": name, "params": params, "num_frames": t, "windows": n_win, "threads": threads,
+        "window_batch": window_batch,
         "gflops_per_video_s": flops_window * n_win / dur / 1e9,
         "forward_s": min(fwd), "forward_s_per_video_s": min(fwd) / dur,
         "forward_cpu_s_per_video_s": min(fwd_cpu) / dur,
@@ -121,9 +127,9 @@ def worker(name: str, threads: int, repeats: int, train_windows: int) -> dict:
     }
 
 
-def run_config(name: str, threads: int, repeats: int, train_windows: int) -> dict:
+def run_config(name: str, threads: int, repeats: int, train_windows: int, window_batch: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats),
-           "--train-windows", str(train_windows)]
+           "--train-windows", str(train_windows), "--window-batch", str(window_batch)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return {"config": name, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -131,15 +137,15 @@ def run_config(name: str, threads: int, repeats: int, train_windows: int) -> dic
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| config | threads | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
+    head = ("| config | threads | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
             "fwd+bwd wall s / video-s | fwd+bwd CPU s / video-s | peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | "
             "baseline RSS (MiB) |")
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 10)
+            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 11)
             continue
-        lines.append(f"| {r['config']} | {r['threads']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
+        lines.append(f"| {r['config']} | {r['threads']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
                      f"{r['gflops_per_video_s']:.2f} | {r['forward_s_per_video_s']:.4f} | "
                      f"{r['forward_cpu_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | "
                      f"{r['train_cpu_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
@@ -152,7 +158,7 @@ def verdicts(rows: list[dict]) -> list[str]:
     ok = [r for r in rows if "error" not in r]
     if not ok:
         return []
-    by = {r["config"]: r for r in ok if r["threads"] == ok[0]["threads"]}
+    by = {r["config"]: r for r in ok if (r["threads"], r["window_batch"]) == (ok[0]["threads"], ok[0]["window_batch"])}
     out = []
     if "small" in by:
         s = by["small"]
@@ -191,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch intra-op thread counts to measure (the target machine has 2 cores); the first "
                          "one gives the headline")
     ap.add_argument("--repeats", type=int, default=2, help="clip passes per measurement; the fastest is kept")
+    ap.add_argument("--window-batch", type=int, nargs="+", default=[1],
+                    help="windows of the clip stacked per forward (1 = one window at a time, the headline)")
     ap.add_argument("--train-windows", type=int, default=4,
                     help="windows timed for forward+backward (scaled to per video-second)")
     ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
@@ -198,14 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.threads[0], args.repeats, args.train_windows)))
+        print(json.dumps(worker(args.worker, args.threads[0], args.repeats, args.train_windows, args.window_batch[0])))
         return 0
 
     rows = []
     for threads in args.threads:
-        for name in args.configs:
-            print(f"measuring {name} with {threads} thread(s) ...", file=sys.stderr, flush=True)
-            rows.append(run_config(name, threads, args.repeats, args.train_windows))
+        for wb in args.window_batch:
+            for name in args.configs:
+                print(f"measuring {name}: {threads} thread(s), {wb} window(s) per forward ...", file=sys.stderr,
+                      flush=True)
+                rows.append(run_config(name, threads, args.repeats, args.train_windows, wb))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tab = table(rows)
     notes = verdicts(rows)
@@ -216,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=2))
     if not args.no_write:
         body = (
-            f"{SECTION}\n\nCPU, threads {', '.join(map(str, args.threads))}, fp32, batch 1, random weights; one "
+            f"{SECTION}\n\nCPU, threads {', '.join(map(str, args.threads))}, fp32, batch 1 (one video; its windows "
+            f"run {' or '.join(map(str, args.window_batch))} per forward), random weights; one "
             f"{CLIP_FRAMES}-frame ({CLIP_FRAMES / FPS:.2f} s) clip of {FACE}x{FACE} faces in windows of `num_frames`; "
             f"fastest of {args.repeats} passes (forward: the whole clip in eval mode; forward+backward: "
             f"{args.train_windows} windows in train mode with the full criterion, scaled per video-second). "
@@ -227,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{tab}\n\n" + "".join(f"- {n}\n" for n in notes))
         write_section(Path(__file__).resolve().parent / "RESULTS.md", body)
     small = next((r for r in rows if r.get("config") == "small" and "error" not in r
-                  and r["threads"] == args.threads[0]), None)
+                  and r["threads"] == args.threads[0] and r["window_batch"] == args.window_batch[0]), None)
     print(f"small_forward_s_per_video_s: {small['forward_s_per_video_s']:.4f}" if small
           else "small_forward_s_per_video_s: nan")
     return 0

@@ -118,7 +118,8 @@ def main() -> None:
     nparam = sum(p.numel() for p in model.parameters())
     nenc = sum(p.numel() for ps in model.modality_parameters().values() for p in ps)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+             else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"model {args.model}: {nparam / 1e6:.2f} M parameters ({nenc / 1e6:.2f} M in the encoders), "
           f"batch {args.batch_size}, T={model.config.num_frames}, {where}")
     print(f"{'mode':<12}{'wall median':>12}{'min':>9}{'max':>9}{'CPU median':>12}")

@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -102,7 +101,7 @@ class TrainConfig:
     tensorboard: bool = True
     deterministic: bool | None = None  # None: on for CPU, off (cudnn.benchmark) on GPU
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
-    ddp_find_unused: bool | None = None  # None: probe once which parameters the losses leave unused
+    ddp_find_unused: bool | None = None  # None: probe for parameters no loss reaches, freeze them
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -365,6 +364,9 @@ class _Trainer:
         try:
             if state is not None:
                 model_cfg = ModelConfig.from_dict(state["model_config"])
+                if self.info.is_main and (cfg.overrides or cfg.model != model_cfg.name):
+                    print(f"note: resuming: the model config ({model_cfg.name!r} with its overrides) comes from "
+                          f"{self.state_path}; --model/--set are ignored", file=sys.stderr)
                 self.model = create_model(model_cfg)
             else:
                 overrides = dict(cfg.overrides)
@@ -382,6 +384,7 @@ class _Trainer:
         self.criterion.to(self.device)
 
         from macbdf.data.dataset import CacheDataset
+        from macbdf.media.cache import CacheError
 
         T = int(self.model_cfg.num_frames)
         face = int(self.model_cfg.preprocess.face_size)
@@ -390,7 +393,7 @@ class _Trainer:
             vocab = getattr(self.train_ds, "method_vocab", None)
             self.val_ds = CacheDataset(cfg.data, split=cfg.val_split, num_frames=T, train=False, face_size=face,
                                        method_vocab=vocab)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, CacheError) as e:
             raise TrainError(f"cannot read cache {cfg.data}: {e}") from None
         from macbdf.data.dataset import collate
 
@@ -408,7 +411,7 @@ class _Trainer:
             self.joint = nn.parallel.DistributedDataParallel(
                 self.joint,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self._find_unused(),
+                find_unused_parameters=self._ddp_find_unused(),
             )
         self.optimizer = torch.optim.AdamW(_param_groups([self.model, self.criterion], cfg.weight_decay), lr=cfg.lr,
                                            betas=(0.9, 0.999))
@@ -444,13 +447,16 @@ class _Trainer:
         if state is not None:
             self._load_state(state)
 
-    def _find_unused(self) -> bool:
-        """Whether DDP must look for unused parameters (some variants leave modules without gradient).
+    def _ddp_find_unused(self) -> bool:
+        """DDP's ``find_unused_parameters`` for this model; freezes parameters no loss ever reaches.
 
-        ``find_unused_parameters=True`` costs a graph traversal per step and routes every output through
-        DDP's sink node, which makes OM-Pareto's partial ``autograd.grad`` walk the whole graph; so it is
-        only switched on when a probe step (on the model's dummy batch, all state restored afterwards)
-        leaves a trainable parameter without gradient.
+        Some variants build modules whose output no loss uses (e.g. the Eq. 9-10 fusion-weight networks
+        with ``ms_depth=0``). DDP's usual answer, ``find_unused_parameters=True``, routes every output
+        through its sink node, so OM-Pareto's partial ``autograd.grad`` would walk the whole graph (and
+        fire hooks meant for the full backward). Instead a probe step on the model's dummy batch (all
+        state restored afterwards) finds the parameters that get no gradient; in MACB-DF's variants the
+        graph's structure does not depend on the data, so they never get one: freezing them changes
+        nothing in training, and DDP runs without the sink. ``TrainConfig.ddp_find_unused`` forces the flag.
         """
         if self.cfg.ddp_find_unused is not None:
             return bool(self.cfg.ddp_find_unused)
@@ -464,15 +470,17 @@ class _Trainer:
                 batch = self.model.dummy_batch(batch_size=4, device=self.device)
                 out, losses = joint(batch)
                 self.criterion.total(losses).backward()
-            unused = [n for n, p in joint.named_parameters() if p.requires_grad and p.grad is None]
+            unused = [(n, p) for n, p in joint.named_parameters() if p.requires_grad and p.grad is None]
         finally:
             joint.zero_grad(set_to_none=True)
             joint.load_state_dict(saved)
             joint.train(was_training)
+        for _, p in unused:
+            p.requires_grad_(False)
         if unused and self.info.is_main:
             print(f"note: {len(unused)} parameter tensors get no gradient in this configuration "
-                  f"(e.g. {unused[0]}); DDP runs with find_unused_parameters=True", file=sys.stderr)
-        return bool(unused)
+                  f"(e.g. {unused[0][0]}); frozen for DDP", file=sys.stderr)
+        return False
 
     def _zero_epoch_acc(self) -> dict[str, float]:
         return {"loss_sum": 0.0, "correct": 0.0, "count": 0.0, "steps": 0.0}
@@ -525,7 +533,7 @@ class _Trainer:
         self.epoch_acc = {k: float(v) for k, v in st.get("epoch_acc", self._zero_epoch_acc()).items()}
         self._pending_rng = st["rng"]
 
-    def _save(self, *, final: bool = False) -> None:
+    def _save(self) -> None:
         """Model checkpoint (inference) + train state (resume); rank 0 writes, others wait."""
         if self.info.is_main:
             extra = self._meta_extra()
@@ -758,7 +766,7 @@ class _Trainer:
             if self.best_step is None:
                 # No usable validation: the final model is also the "best" one.
                 self.best_step = self.step
-            self._save(final=True)
+            self._save()
             if self.info.is_main and (self.best_auc is None or not (self.run_dir / "best").exists()):
                 save_model(self.model, self.run_dir / "best", extra=self._meta_extra())
             D.barrier()

@@ -67,3 +67,19 @@ def test_haar_finds_real_face_and_crop_is_centred(shared_media):
     # Skin dominates the crop centre, not the (darker) background at the borders of the frame.
     c = clip.frames[:, 32:64, 32:64].astype(float)
     assert c[..., 0].mean() > c[..., 2].mean()
+
+
+def test_nested_boxes_are_dropped():
+    from macbdf.media.face import drop_nested
+
+    dets = np.array([[100, 100, 200, 200, 1], [150, 130, 90, 90, 1], [400, 50, 60, 60, 1]], np.float32)
+    kept = drop_nested(dets)
+    assert kept[:, 2].tolist() == [200, 60]     # the eye-region box inside the face goes
+
+
+@pytest.mark.media
+def test_close_up_clip_crops_the_whole_face(shared_media):
+    # Haar also fires on the eye region of this face; the crop must follow the whole face
+    # (true face ~0.32 of the frame side, x1.5 margin), not the inner box (~0.15).
+    clip = prepare_file(shared_media / "real_retalking_face1.mp4", PreprocessConfig(), max_frames=60)
+    assert clip.info["crop_frac"] > 0.38

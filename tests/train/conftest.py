@@ -1,62 +1,53 @@
-"""Fixtures for the trainer tests: a tiny learnable cache written straight in the cache format.
+"""Fixtures for the trainer tests: a tiny learnable cache written with the cache writer itself.
 
-The cache follows docs/architecture.md (manifest.jsonl + cache_config.json + safetensors sample files
-with frames / logmel / frame labels and the record in the metadata), so these tests do not depend on
-decoding or face detection. Fake video tracks carry a bright block in the face crops and fake audio
-tracks a loud mel band, so a tiny model learns the task in a few dozen steps.
+The samples go through `macbdf.media.cache.write_sample` (the function `macbdf prepare` uses), so the
+tests read exactly the cache format, without paying for video decoding and face detection. Fake video
+tracks carry a bright block in the face crops and fake audio tracks a loud mel band, so a tiny model
+can learn the task.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from macbdf.config import PreprocessConfig
+from macbdf.data.manifest import SampleRecord
 
 FACE, N_MELS, T = 32, 32, 8
 CATS = ("RVRA", "RVFA", "FVRA", "FVFA")
 
 
 def write_cache(root: Path, n_train: int = 24, n_val: int = 12, seed: int = 0) -> Path:
-    from safetensors.numpy import save_file
+    from macbdf.media.cache import write_cache_config, write_jsonl, write_sample
+    from macbdf.media.prepare import PreparedClip
 
     rng = np.random.default_rng(seed)
     pre = PreprocessConfig(face_size=FACE, n_mels=N_MELS)
     mpf = pre.mel_per_frame
     root.mkdir(parents=True, exist_ok=True)
-    (root / "cache_config.json").write_text(json.dumps(pre.to_dict()))
-    records = []
+    write_cache_config(root, pre)
+    rows = []
     for i in range(n_train + n_val):
-        split = "train" if i < n_train else "val"
         cat = CATS[i % 4]
         vfake, afake = int(cat[0] == "F"), int(cat[2] == "F")
         nf = int(rng.integers(T - 2, T + 5))  # some clips shorter than the window (padding), most longer
         frames = rng.integers(40, 120, size=(nf, FACE, FACE, 3), dtype=np.uint8)
         if vfake:
             frames[:, 8:20, 8:20, :] = 230
-        mel = rng.normal(-6.0, 1.0, size=(nf * mpf, N_MELS)).astype(np.float16)
+        mel = rng.normal(-6.0, 1.0, size=(nf * mpf, N_MELS)).astype(np.float32)
         if afake:
             mel[:, 10:16] += 6.0
-        vid = f"s{i:03d}"
-        rel = f"shards/000/{vid}.safetensors"
-        rec = {
-            "video_id": vid, "path": f"{vid}.mp4", "label": int(vfake or afake), "video_label": vfake,
-            "audio_label": afake, "fake_periods": [], "category": cat,
-            "method": "real" if cat == "RVRA" else ("faceswap" if vfake else "tts"), "split": split,
-            "identity": f"id{i % 6}", "dataset": "synth", "extra": {}, "file": rel, "num_frames": nf,
-            "fps": 25.0, "duration": nf / 25.0, "flags": [],
-        }
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {"frames": frames, "logmel": mel,
-             "frame_label_video": np.full(nf, vfake, np.uint8), "frame_label_audio": np.full(nf, afake, np.uint8)},
-            str(root / rel), metadata={"record": json.dumps(rec)},
+        rec = SampleRecord(
+            video_id=f"s{i:03d}", path=f"s{i:03d}.mp4", label=int(vfake or afake), video_label=vfake,
+            audio_label=afake, category=cat, method="real" if cat == "RVRA" else ("faceswap" if vfake else "tts"),
+            split="train" if i < n_train else "val", identity=f"id{i % 6}", dataset="synth",
         )
-        records.append(rec)
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (root / "failures.jsonl").write_text("")
+        clip = PreparedClip(frames=frames, logmel=mel, fps=pre.fps, duration=nf / pre.fps)
+        rows.append(write_sample(root, rec, clip).to_dict())
+    write_jsonl(rows, root / "manifest.jsonl")
+    write_jsonl([], root / "failures.jsonl")
     return root
 
 

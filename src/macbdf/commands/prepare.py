@@ -114,8 +114,11 @@ def _init_worker(cfg_dict: dict[str, Any], face_model: str | None, decode_thread
     from macbdf.media.face import create_face_detector
 
     # N workers share the cores: one OpenCV thread each, decoder threads = cores / workers.
-    cv2.setNumThreads(cv_threads)
-    os.environ["MACBDF_DECODE_THREADS"] = str(decode_threads)
+    # (In-process runs pass -1 / 0 and leave the caller's settings alone.)
+    if cv_threads >= 0:
+        cv2.setNumThreads(cv_threads)
+    if decode_threads > 0:
+        os.environ["MACBDF_DECODE_THREADS"] = str(decode_threads)
     _W["cfg"] = PreprocessConfig.from_dict(cfg_dict)
     _W["detector"] = create_face_detector(face_model)
 

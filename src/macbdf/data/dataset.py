@@ -27,7 +27,6 @@ Example:
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -200,8 +199,3 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             batch[key] = vals
     return batch
 
-
-def window_count(num_frames: int, window: int, stride: int | None = None) -> int:
-    """Number of windows of ``window`` frames with ``stride`` covering ``num_frames`` (>= 1)."""
-    stride = stride or window
-    return max(1, math.ceil(max(0, num_frames - window) / stride) + 1)

@@ -81,7 +81,36 @@ class HaarFaceDetector:
         out = np.zeros((len(boxes), 5), np.float32)
         out[:, :4] = np.asarray(boxes, np.float32)
         out[:, 4] = np.asarray(weights, np.float32).reshape(-1)
-        return out
+        return drop_nested(out)
+
+
+def drop_nested(dets: np.ndarray, inside: float = 0.6) -> np.ndarray:
+    """Remove boxes lying mostly (>= ``inside`` of their area) within a larger box.
+
+    Faces do not nest; Haar cascades often fire on the eye/nose region inside a real face as well
+    as on the face itself, and locking onto that inner box would crop an extreme close-up.
+
+    Example:
+        >>> drop_nested(np.array([[0, 0, 100, 100, 1], [30, 20, 45, 45, 1]], np.float32)).shape
+        (1, 5)
+    """
+    if len(dets) < 2:
+        return dets
+    order = np.argsort(-(dets[:, 2] * dets[:, 3]))
+    keep: list[int] = []
+    for i in order:
+        x, y, w, h = dets[i, :4]
+        nested = False
+        for j in keep:
+            X, Y, W, H = dets[j, :4]
+            ix = max(0.0, min(x + w, X + W) - max(x, X))
+            iy = max(0.0, min(y + h, Y + H) - max(y, Y))
+            if ix * iy >= inside * w * h:
+                nested = True
+                break
+        if not nested:
+            keep.append(int(i))
+    return dets[sorted(keep)]
 
 
 class YuNetFaceDetector:

@@ -2,10 +2,19 @@
 
 ``prepare_file`` gives the whole clip (or its first ``max_frames`` frames); ``iter_windows`` gives
 consecutive windows of a long video with bounded memory, the face track continuing across windows.
-Both stream the video once: frames are decoded, resampled to ``cfg.fps`` by timestamps, the face
-detector runs on every ``cfg.detect_every``-th frame downscaled to ``cfg.detect_max_side``, and a
-short buffer (``FaceTracker.delay`` frames) waits for the following detections so boxes can be
-interpolated and smoothed before the crops are cut.
+Both stream the video once: frames are decoded (a background thread keeps ``READ_AHEAD`` frames
+ahead), resampled to ``cfg.fps`` by timestamps, the face detector runs on every
+``cfg.detect_every``-th frame, and a short buffer (``FaceTracker.delay`` frames) waits for the
+following detections so boxes can be interpolated and smoothed before the crops are cut.
+
+Detection schedule (what keeps face tracking cheaper than decoding):
+  * full scan of the frame downscaled to ``cfg.detect_max_side``: on the first ``FULL_SCAN_WARMUP``
+    key frames, at least every ``FULL_SCAN_S`` seconds (then only for faces at least half the
+    tracked one's size: smaller ones could not take over the main track), and after a miss;
+  * otherwise a *region search*: the tracked face's neighbourhood (``ROI_CONTEXT``) at ``ROI_SIDE``
+    pixels, for faces of ``ROI_MIN``..``ROI_MAX`` times the tracked size;
+  * on a faceless stretch full scans back off (every 1, 2, 4, ... key frames, at most
+    ``FULL_SCAN_S``); the frames in between are interpolated or hold the last box.
 
 Example:
     >>> from macbdf.config import PreprocessConfig
@@ -38,8 +47,10 @@ LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below th
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
 FULL_SCAN_S = 4.0          # full-frame face search at least this often (s); region search between
+FULL_SCAN_WARMUP = 3       # the first key frames are always full scans (lock onto the right face)
 ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
 READ_AHEAD = 6             # frames decoded ahead in a background thread (0 = decode inline)
+ROI_MIN, ROI_MAX = 0.7, 1.45  # region search: face size range relative to the tracked face (0.2 s apart)
 ROI_SIDE = 96              # region search image's longer side (pixels)
 
 
@@ -89,6 +100,7 @@ class _CropStream:
         self.tracker: FaceTracker | None = None
         self.luma: list[float] = []
         self.detect_errors = 0
+        self.crop_fracs: list[float] = []
         self._roi_missed = False
         self._skip_until = -1      # key frames before this one are skipped (back-off after misses)
         self._miss_streak = 0
@@ -104,14 +116,14 @@ class _CropStream:
         # expected scale; a full-frame scan still runs at least every FULL_SCAN_S seconds (new or
         # larger faces, scene cuts) and right after a region search misses.
         if (recent is not None and getattr(self.detector, "supports_size_hint", False)
-                and keyframe % self.full_every != 0 and not self._roi_missed):
+                and keyframe % self.full_every != 0 and keyframe >= FULL_SCAN_WARMUP and not self._roi_missed):
             cx, cy, side = (float(v) for v in recent)
             half = ROI_CONTEXT * side
             img, scale, ox, oy = frame.gray_region((cx - half, cy - half, cx + half, cy + half), ROI_SIDE)
             expect = side * scale
             try:
-                dets = np.asarray(self.detector.detect(img, min_size=max(12, int(0.6 * expect)),
-                                                       max_size=int(1.7 * expect) + 1), np.float32).reshape(-1, 5).copy()
+                dets = np.asarray(self.detector.detect(img, min_size=max(12, int(ROI_MIN * expect)),
+                                                       max_size=int(ROI_MAX * expect) + 1), np.float32).reshape(-1, 5).copy()
             except cv2.error:
                 self.detect_errors += 1
                 dets = np.zeros((0, 5), np.float32)
@@ -165,6 +177,7 @@ class _CropStream:
             while buf and buf[0][0] <= k - self.tracker.delay:
                 kk, f = buf.popleft()
                 box, found = self.tracker.box(kk)
+                self._note(box, found, f)
                 yield kk, f.crop(box, size), found
             if k % 100 == 0 and buf:
                 self.tracker.forget_before(buf[0][0])
@@ -172,7 +185,13 @@ class _CropStream:
             kk, f = buf.popleft()
             assert self.tracker is not None
             box, found = self.tracker.box(kk)
+            self._note(box, found, f)
             yield kk, f.crop(box, size), found
+
+    def _note(self, box: tuple[float, float, float, float], found: bool, frame: Any) -> None:
+        if found:
+            # Crop side relative to the frame's shorter side (a quick check of what was cropped).
+            self.crop_fracs.append((box[2] - box[0]) / max(1, min(frame.width, frame.height)))
 
 
 def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
@@ -207,6 +226,7 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         "audio_rate": reader.src_rate, "audio_channels": reader.src_channels,
         "keyframes": stream.tracker.n_keyframes if stream.tracker else 0,
         "keyframes_with_face": stream.tracker.n_keyframes_hit if stream.tracker else 0,
+        "crop_frac": round(float(np.mean(stream.crop_fracs)), 3) if stream.crop_fracs else None,
     }
     for key in ("decode_error", "header_duration"):
         if st.get(key) is not None:
