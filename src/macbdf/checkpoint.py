@@ -136,6 +136,8 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"model": _model_config_dict(model), "threshold": 0.5, "macbdf_version": __version__}
     for k, v in (extra or {}).items():
+        if k in ("model", "macbdf_version"):
+            raise ValueError(f"extra may not set {k!r}: it is written from the model and the package")
         meta[k] = v
     meta["threshold"] = float(meta["threshold"])
     text = json.dumps(meta, indent=2, default=_json_default, allow_nan=False) + "\n"

@@ -5,7 +5,9 @@ Launch on one machine with N GPUs (or N CPU processes with the gloo backend)::
     torchrun --standalone --nproc_per_node N -m macbdf train --data CACHE --model small --out RUN
 
 and on several machines with ``--nnodes``/``--node_rank``/``--rdzv_endpoint`` as usual: everything is
-read from the ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR`` variables torchrun sets.
+read from the ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR`` variables torchrun sets. Rank 0
+writes the run directory; ``--resume`` on several machines needs it on a shared file system (every
+rank reads ``train_state.pt``) and the same number of processes (the data order depends on it).
 
 Example:
     >>> info = init_distributed("cpu")   # no torchrun variables: a single process

@@ -48,13 +48,14 @@ from macbdf.checkpoint import (
     save_train_state,
     unwrap_model,
 )
-from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, OMPareto
+from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, UNIMODAL_KEYS_SAMPLE, OMPareto
 from macbdf_train import distributed as D
 
 __all__ = ["TrainConfig", "TrainError", "train", "parse_overrides", "lr_factor"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BALANCERS = ("ompareto", "sum")
+PARETO_UNIMODAL = ("sample+frame", "sample")
 STATE_VERSION = 1
 
 
@@ -88,6 +89,7 @@ class TrainConfig:
     balancer: str = "ompareto"
     lam0: float = DEFAULT_LAM0
     kappa: float = DEFAULT_KAPPA
+    pareto_unimodal: str = "sample+frame"  # OM-Pareto's g_u: unimodal sample + frame losses, or sample only
     eval_every: int = 0
     save_every: int = 0
     log_every: int = 10
@@ -109,6 +111,8 @@ class TrainConfig:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.balancer not in BALANCERS:
             problems.append(f"--balancer must be one of {', '.join(BALANCERS)}")
+        if self.pareto_unimodal not in PARETO_UNIMODAL:
+            problems.append(f"--pareto-unimodal must be one of {', '.join(PARETO_UNIMODAL)}")
         for k in ("batch_size", "log_every"):
             if int(getattr(self, k)) < 1:
                 problems.append(f"{k} must be >= 1")
@@ -430,7 +434,11 @@ class _Trainer:
             raise TrainError("--precision fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.balancer = None
-        if cfg.balancer == "ompareto":
+        if cfg.balancer == "ompareto" and cfg.pareto_unimodal == "sample":
+            # The unimodal sample heads read only their own encoder: one autograd.grad call is exact.
+            self.balancer = OMPareto.from_model(self.model, self.criterion, lam0=cfg.lam0, kappa=cfg.kappa,
+                                                unimodal_keys=UNIMODAL_KEYS_SAMPLE, per_group_grad=False)
+        elif cfg.balancer == "ompareto":
             self.balancer = OMPareto.from_model(self.model, self.criterion, lam0=cfg.lam0, kappa=cfg.kappa)
 
         # progress counters
@@ -551,6 +559,7 @@ class _Trainer:
             "val_auc": _finite_or_none(lv.get("val/auc")),
             "val_acc": _finite_or_none(lv.get("val/acc")),
             "balancer": self.cfg.balancer,
+            "pareto_unimodal": self.cfg.pareto_unimodal if self.cfg.balancer == "ompareto" else None,
             "precision": self.cfg.precision,
         }
 

@@ -220,3 +220,14 @@ def test_ddp_two_processes_on_cpu(tiny_cache: Path, tmp_path: Path) -> None:
     model, meta = load_model(run)
     assert meta["step"] == 4
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_pareto_sample_only_variant(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "sample"
+    s = train(_cfg(tiny_cache, run, steps=2, eval_every=2, save_every=0, pareto_unimodal="sample"))
+    assert s["steps"] == 2
+    assert json.loads((run / "config.json").read_text())["pareto_unimodal"] == "sample"
+    tr = [r for r in _records(run) if r["kind"] == "train"]
+    assert all("pareto/video/cos" in r and math.isfinite(r["pareto/video/cos"]) for r in tr)
+    with pytest.raises(Exception, match="pareto-unimodal"):
+        TrainConfig(data="d", out="o", pareto_unimodal="frames").validate()

@@ -20,7 +20,8 @@ another --out. --set changes model config fields (see `macbdf models --json`), f
 
 Multi-GPU / multi-node: launch the same command under torchrun, e.g.
   torchrun --standalone --nproc_per_node 4 -m macbdf train --data cache --model base --out runs/b
-(CPU processes use the gloo backend). --batch-size is per process.
+(CPU processes use the gloo backend). --batch-size is per process. Resuming a multi-process run
+needs the same number of processes and, across machines, RUN_DIR on a shared file system.
 
 Examples:
   macbdf train --data cache --model small --out runs/small --epochs 20
@@ -56,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OM-Pareto gradient balancing (paper §3.5) or the plain summed loss")
     parser.add_argument("--lam0", type=float, default=DEFAULT_LAM0, help=f"OM-Pareto λ0 of Eq. 23 (default {DEFAULT_LAM0})")
     parser.add_argument("--kappa", type=float, default=DEFAULT_KAPPA, help=f"OM-Pareto κ of Eq. 23 (default {DEFAULT_KAPPA})")
+    parser.add_argument("--pareto-unimodal", choices=("sample+frame", "sample"), default="sample+frame",
+                        help="OM-Pareto's unimodal objectives per encoder: the unimodal sample and frame losses "
+                             "(default, as specified) or the sample losses only (cheaper: the frame losses then "
+                             "count as multimodal)")
     parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps; 0 = every epoch (default)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = every epoch (default)")
     parser.add_argument("--log-every", type=int, default=10, help="write a train record every N steps (default 10)")
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             data=args.data, out=args.out, model=args.model, resume=args.resume, epochs=args.epochs,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup=args.warmup, clip_grad=args.clip_grad, precision=args.precision, balancer=args.balancer,
-            lam0=args.lam0, kappa=args.kappa, eval_every=args.eval_every, save_every=args.save_every,
+            lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal,
+            eval_every=args.eval_every, save_every=args.save_every,
             log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
             train_split=args.train_split, val_split=args.val_split, overrides=parse_overrides(args.overrides),
             progress=not args.no_progress and sys.stderr.isatty(), tensorboard=not args.no_tensorboard,
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         fv = summary.get("final_val") or {}
 
         def f(x: object) -> str:
-            return f"{x:.4f}" if isinstance(x, float) else str(x)
+            return f"{x:.4f}" if isinstance(x, float) else ("n/a" if x is None else str(x))
 
         print(f"trained {summary['model']} for {summary['steps']} steps ({summary['epochs']:.2f} epochs, "
               f"{summary['world_size']} process(es), balancer {summary['balancer']}) in {summary['train_time_s']:.1f} s")

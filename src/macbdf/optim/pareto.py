@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_LAM0",
     "DEFAULT_KAPPA",
     "UNIMODAL_KEYS",
+    "UNIMODAL_KEYS_SAMPLE",
     "lambda_orth",
     "solve_alpha",
     "pgd_alpha",
@@ -64,6 +65,13 @@ DEFAULT_KAPPA = 5.0
 UNIMODAL_KEYS: dict[str, tuple[str, ...]] = {
     "audio": ("unimodal_audio", "frame_audio"),
     "video": ("unimodal_video", "frame_video"),
+}
+# Variant: only the sample-level unimodal heads count as unimodal objectives (the frame losses then
+# belong to g_m). MACB-DF's unimodal sample heads read their own encoder's pooled output only, so one
+# autograd.grad call gives both g_u and costs little more than the encoders' backward.
+UNIMODAL_KEYS_SAMPLE: dict[str, tuple[str, ...]] = {
+    "audio": ("unimodal_audio",),
+    "video": ("unimodal_video",),
 }
 _EPS = 1e-12
 
