@@ -89,7 +89,7 @@ class TrainConfig:
     balancer: str = "ompareto"
     lam0: float = DEFAULT_LAM0
     kappa: float = DEFAULT_KAPPA
-    pareto_unimodal: str = "sample+frame"  # OM-Pareto's g_u: unimodal sample + frame losses, or sample only
+    pareto_unimodal: str = "sample"  # OM-Pareto's g_u: unimodal sample losses (Eq. 19), or sample + frame losses
     eval_every: int = 0
     save_every: int = 0
     log_every: int = 10

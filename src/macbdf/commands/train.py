@@ -57,10 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OM-Pareto gradient balancing (paper §3.5) or the plain summed loss")
     parser.add_argument("--lam0", type=float, default=DEFAULT_LAM0, help=f"OM-Pareto λ0 of Eq. 23 (default {DEFAULT_LAM0})")
     parser.add_argument("--kappa", type=float, default=DEFAULT_KAPPA, help=f"OM-Pareto κ of Eq. 23 (default {DEFAULT_KAPPA})")
-    parser.add_argument("--pareto-unimodal", choices=("sample+frame", "sample"), default="sample+frame",
-                        help="OM-Pareto's unimodal objectives per encoder: the unimodal sample and frame losses "
-                             "(default, as specified) or the sample losses only (cheaper: the frame losses then "
-                             "count as multimodal)")
+    parser.add_argument("--pareto-unimodal", choices=("sample+frame", "sample"), default="sample",
+                        help="OM-Pareto's unimodal objectives per encoder: the unimodal sample losses of Eq. 19 "
+                             "(default: those heads read only their own encoder; the frame heads read the fused "
+                             "multi-scale maps, so their losses count as multimodal) or sample + frame losses")
     parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps; 0 = every epoch (default)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = every epoch (default)")
     parser.add_argument("--log-every", type=int, default=10, help="write a train record every N steps (default 10)")
