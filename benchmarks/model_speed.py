@@ -127,25 +127,34 @@ def worker(name: str, threads: int, repeats: int, train_windows: int, window_bat
     }
 
 
-def run_config(name: str, threads: int, repeats: int, train_windows: int, window_batch: int) -> dict:
+def run_config(name: str, threads: int, repeats: int, train_windows: int, window_batch: int,
+               omp_wait_policy: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats),
            "--train-windows", str(train_windows), "--window-batch", str(window_batch)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    # must be in the environment before torch (libgomp) loads, hence the fresh process
+    if omp_wait_policy == "default":
+        env.pop("OMP_WAIT_POLICY", None)
+    else:
+        env["OMP_WAIT_POLICY"] = omp_wait_policy
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         return {"config": name, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    row["omp_wait_policy"] = omp_wait_policy
+    return row
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| config | threads | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
+    head = ("| config | threads | OMP_WAIT_POLICY | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
             "fwd+bwd wall s / video-s | fwd+bwd CPU s / video-s | peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | "
             "baseline RSS (MiB) |")
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 11)
+            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 12)
             continue
-        lines.append(f"| {r['config']} | {r['threads']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
+        lines.append(f"| {r['config']} | {r['threads']} | {r['omp_wait_policy']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
                      f"{r['gflops_per_video_s']:.2f} | {r['forward_s_per_video_s']:.4f} | "
                      f"{r['forward_cpu_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | "
                      f"{r['train_cpu_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
@@ -158,7 +167,8 @@ def verdicts(rows: list[dict]) -> list[str]:
     ok = [r for r in rows if "error" not in r]
     if not ok:
         return []
-    by = {r["config"]: r for r in ok if (r["threads"], r["window_batch"]) == (ok[0]["threads"], ok[0]["window_batch"])}
+    first = (ok[0]["threads"], ok[0]["window_batch"], ok[0].get("omp_wait_policy"))
+    by = {r["config"]: r for r in ok if (r["threads"], r["window_batch"], r.get("omp_wait_policy")) == first}
     out = []
     if "small" in by:
         s = by["small"]
@@ -169,6 +179,12 @@ def verdicts(rows: list[dict]) -> list[str]:
         b = by["base"]
         out.append(f"base: {b['forward_s_per_video_s']:.4f} s per video-second vs BA-TFD+ {BATFD_PLUS_S_PER_VIDEO_S} "
                    f"(BA-TFD+/base = {BATFD_PLUS_S_PER_VIDEO_S / b['forward_s_per_video_s']:.2f}x)")
+    alt = next((r for r in ok if r["config"] == "small" and r.get("omp_wait_policy") == "default"
+                and r is not by.get("small")), None)
+    if "small" in by and alt is not None:
+        out.append(f"small with the default OpenMP wait policy (same run): {alt['forward_s_per_video_s']:.4f} s per "
+                   f"video-second = {alt['forward_s_per_video_s'] / by['small']['forward_s_per_video_s']:.1f}x the "
+                   f"{by['small']['omp_wait_policy']} figure")
     if "small" in by and "base" in by:
         out.append(f"base/small forward time ratio (same run): "
                    f"{by['base']['forward_s_per_video_s'] / by['small']['forward_s_per_video_s']:.1f}x")
@@ -197,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch intra-op thread counts to measure (the target machine has 2 cores); the first "
                          "one gives the headline")
     ap.add_argument("--repeats", type=int, default=2, help="clip passes per measurement; the fastest is kept")
+    ap.add_argument("--omp-wait-policy", default="PASSIVE",
+                    help="OMP_WAIT_POLICY for the measuring processes (PASSIVE | ACTIVE | default = leave unset). "
+                         "PASSIVE: idle OpenMP threads sleep instead of spinning; on a 2-core machine shared with "
+                         "other jobs spinning threads make 2-thread runs many times slower")
+    ap.add_argument("--no-policy-comparison", action="store_true",
+                    help="skip the extra small-model row measured with the default OpenMP wait policy")
     ap.add_argument("--window-batch", type=int, nargs="+", default=[1],
                     help="windows of the clip stacked per forward (1 = one window at a time, the headline)")
     ap.add_argument("--train-windows", type=int, default=4,
@@ -215,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 print(f"measuring {name}: {threads} thread(s), {wb} window(s) per forward ...", file=sys.stderr,
                       flush=True)
-                rows.append(run_config(name, threads, args.repeats, args.train_windows, wb))
+                rows.append(run_config(name, threads, args.repeats, args.train_windows, wb, args.omp_wait_policy))
+    if "small" in args.configs and args.omp_wait_policy != "default" and not args.no_policy_comparison:
+        print("measuring small with the default OpenMP wait policy (side by side) ...", file=sys.stderr, flush=True)
+        rows.append(run_config("small", args.threads[0], args.repeats, args.train_windows, args.window_batch[0],
+                               "default"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tab = table(rows)
     notes = verdicts(rows)
@@ -232,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             f"fastest of {args.repeats} passes (forward: the whole clip in eval mode; forward+backward: "
             f"{args.train_windows} windows in train mode with the full criterion, scaled per video-second). "
             f"\"CPU\" = process CPU time (user+sys, all threads): less sensitive to other jobs than wall time. "
+            f"OMP_WAIT_POLICY={args.omp_wait_policy} in the measuring processes (see the comparison row). "
             f"Peak = ru_maxrss of a fresh process per config and thread count (includes the baseline: Python, "
             f"torch, model, clip). 1-min load average at the end of the run: {load:.1f} on 2 cores shared with "
             f"other jobs, so wall times are upper bounds. Command: `python benchmarks/model_speed.py`.\n\n"

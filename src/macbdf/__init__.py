@@ -11,7 +11,13 @@ Example:
 """
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Idle OpenMP threads spin by default; on a small shared machine (2 cores) that starves the
+# threads doing work and made the model ~80x slower in measurements (benchmarks/RESULTS.md).
+# Only takes effect when macbdf is imported before torch; users can override it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

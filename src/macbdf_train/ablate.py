@@ -165,8 +165,9 @@ def describe_data(cache_dir: str | os.PathLike) -> dict[str, Any]:
     }
     synth = find_synth_info(prepared)
     if synth:
-        info["synth"] = {k: synth[k] for k in ("seed", "layout", "num_clips", "holdout_families", "version")
-                         if k in synth}
+        s = {**(synth.get("settings") or {}), **synth}
+        info["synth"] = {k: s[k] for k in ("seed", "layout", "num_clips", "holdout_families", "duration_range",
+                                            "size") if k in s}
     return info
 
 

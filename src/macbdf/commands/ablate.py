@@ -33,8 +33,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="CACHE_DIR", help="prepared cache with train/val/test splits")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (cells, tables, plots)")
+    parser.add_argument("--data", metavar="CACHE_DIR", help="prepared cache with train/val/test splits (required)")
+    parser.add_argument("--out", metavar="DIR", help="output folder: cells, tables, plots (required)")
     parser.add_argument("--grid", default="quick", choices=["paper", "quick"], help="which cells (default quick)")
     parser.add_argument("--cells", metavar="A,B,...", help="explicit comma-separated list of cells (overrides --grid)")
     parser.add_argument("--model", default="small", help="named model config (default small)")
@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
             grids = ",".join(g for g, cells in GRIDS.items() if name in cells)
             print(f"{name:12s} {spec['desc']}  [{grids}]")
         return 0
+    if not args.data or not args.out:
+        print("error: --data and --out are required (or --list)", file=sys.stderr)
+        return 2
     if args.steps is not None and args.steps < 1 or args.epochs is not None and args.epochs < 1:
         print("error: --steps/--epochs must be >= 1", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The main job end to end on built-in synthetic data: synth, prepare, train, evaluate, detect.
 
-On a 2-core CPU machine it finishes in about 10 minutes:
+Sized for about 10 minutes on an idle 2-core CPU machine (estimated from the CPU time of a
+run on a shared machine; see benchmarks/RESULTS.md `## demo`):
 
   1. synth      a synthetic audio-visual deepfake benchmark in the FakeAVCeleb layout
                 (procedural talking heads and speech, RVRA/RVFA/FVRA/FVFA, identity-
