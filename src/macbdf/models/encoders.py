@@ -137,6 +137,19 @@ def time_tokens_valid(frame_mask: Tensor, tubelet: int, t_tokens: int) -> Tensor
     return valid
 
 
+class ConvStem(nn.Module):
+    """Two 3x3 convolutions with GELU: (N, in_ch, H, W) -> (N, ch, H/2/s, W/2/s) (ceil), first stride
+    `first_stride`, second stride 2. A small locality prior in front of the patch embedding."""
+
+    def __init__(self, in_ch: int, ch: int, first_stride: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(in_ch, ch // 2, 3, first_stride, 1), nn.GELU(),
+                                 nn.Conv2d(ch // 2, ch, 3, 2, 1), nn.GELU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
 class VideoEncoder(nn.Module):
     """E_v: tubelet tokens + divided space-time attention blocks; output tokens (B, T', h*w, C)."""
 
@@ -144,7 +157,11 @@ class VideoEncoder(nn.Module):
         super().__init__()
         c = cfg.dim
         self.tubelet, self.patch = cfg.tubelet, cfg.patch_size
-        self.embed = nn.Linear(3 * cfg.tubelet * cfg.patch_size ** 2, c)
+        # optional conv stem: per frame (3, S, S) -> (video_stem, S/4, S/4); a patch then spans
+        # patch_size/4 stem cells, i.e. the same patch_size pixels as without it
+        self.stem = ConvStem(3, cfg.video_stem, 2) if cfg.video_stem else None
+        cells = (cfg.patch_size // 4) ** 2 * cfg.video_stem if cfg.video_stem else 3 * cfg.patch_size ** 2
+        self.embed = nn.Linear(cfg.tubelet * cells, c)
         g = math.ceil(cfg.preprocess.face_size / cfg.patch_size)
         self.grid = (g, g)
         self.pos_space = nn.Parameter(torch.randn(g * g, c) * 0.02)
@@ -177,9 +194,16 @@ class VideoEncoder(nn.Module):
         pads = (0, wp * self.patch - ww, 0, hp * self.patch - hh, 0, 0, 0, tp * self.tubelet - t)
         if any(pads):
             x = F.pad(x, pads)
-        x = rearrange(x, "b (t pt) c (h ph) (w pw) -> b t (h w) (pt c ph pw)",
-                      pt=self.tubelet, ph=self.patch, pw=self.patch)
-        x = F.linear(x, *self._folded_embed())
+        if self.stem is not None:
+            x = (x - self.mean) / self.std
+            y = self.stem(rearrange(x, "b t c h w -> (b t) c h w"))              # (B*T, N, S/4, S/4)
+            x = rearrange(y, "(b t pt) c (h ph) (w pw) -> b t (h w) (pt c ph pw)", b=b,
+                          pt=self.tubelet, ph=self.patch // 4, pw=self.patch // 4)
+            x = self.embed(x)
+        else:
+            x = rearrange(x, "b (t pt) c (h ph) (w pw) -> b t (h w) (pt c ph pw)",
+                          pt=self.tubelet, ph=self.patch, pw=self.patch)
+            x = F.linear(x, *self._folded_embed())
         x = x + _interp_2d(self.pos_space, self.grid, (hp, wp))[None, None]
         x = x + _time_pos(self.pos_time, tp)[None, :, None]
         valid = time_tokens_valid(frame_mask, self.tubelet, tp)
@@ -210,7 +234,9 @@ class AudioEncoder(nn.Module):
         self.mpf = cfg.preprocess.mel_per_frame
         self.pt = cfg.tubelet * self.mpf          # mel frames per patch (one video token's span)
         self.pf = cfg.audio_patch_mels
-        self.embed = nn.Linear(self.pt * self.pf, c)
+        # optional conv stem on the (time x mel) plane: (1, L, F) -> (audio_stem, L/2, F/2)
+        self.stem = ConvStem(1, cfg.audio_stem, 1) if cfg.audio_stem else None
+        self.embed = nn.Linear(self.pt * self.pf // 4 * cfg.audio_stem if cfg.audio_stem else self.pt * self.pf, c)
         self.n_freq = math.ceil(cfg.preprocess.n_mels / self.pf)
         self.pos_freq = nn.Parameter(torch.randn(self.n_freq, c) * 0.02)
         self.pos_time = nn.Parameter(torch.randn(math.ceil(cfg.num_frames / cfg.tubelet), c) * 0.02)
@@ -230,7 +256,11 @@ class AudioEncoder(nn.Module):
         x = normalise_logmel(x, rows_valid)
         fp = math.ceil(x.shape[-1] / self.pf)
         x = F.pad(x, (0, fp * self.pf - x.shape[-1]))
-        x = rearrange(x, "b (t pt) (f pf) -> b t f (pt pf)", pt=self.pt, pf=self.pf)
+        if self.stem is not None:
+            y = self.stem(x[:, None])                                           # (B, N, L/2, F'*pf/2)
+            x = rearrange(y, "b c (t pt) (f pf) -> b t f (pt pf c)", pt=self.pt // 2, pf=self.pf // 2)
+        else:
+            x = rearrange(x, "b (t pt) (f pf) -> b t f (pt pf)", pt=self.pt, pf=self.pf)
         x = self.embed(x)
         x = x + _interp_1d(self.pos_freq, fp)[None, None] + _time_pos(self.pos_time, tp)[None, :, None]
         valid = time_tokens_valid(frame_mask, self.tubelet, tp)
