@@ -97,3 +97,19 @@ def test_bad_settings_are_clear_errors(kwargs, msg):
     args = {"layout": "lavdf", "num_clips": 8, "seed": 0, **kwargs}
     with pytest.raises(PlanError, match=msg):
         make_plan(**args)
+
+
+def test_artefact_floors_keep_most_fakes_learnable():
+    # plan_version 2: most fakes carry a trace above a floor; a minority stays subtle; the
+    # cross-modal-only lip-syncs (no visual trace) remain.
+    plan = make_plan("fakeavceleb", 800, seed=3)
+    def share_above(values, floor):
+        return sum(v >= floor for v in values) / len(values)
+    vis = [c.params["strength"] for c in plan.clips if c.video_family in ("faceswap", "gan")]
+    lips = [c.params["lip_artefact"] for c in plan.clips if c.video_family == "lipsync"]
+    voc = [c.params["vocoder"] for c in plan.clips if c.audio_family in ("voiceconv", "tts")]
+    assert 0.7 < share_above(vis, 0.45) < 0.95
+    assert 0.0 in lips and share_above([v for v in lips if v > 0], 0.5) > 0.7
+    assert 0.7 < share_above(voc, 0.3) < 0.95
+    assert all(16 <= c.params["crf"] <= 26 for c in plan.clips)
+    assert plan.settings["plan_version"] == 2

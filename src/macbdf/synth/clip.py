@@ -14,6 +14,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,8 +142,10 @@ def _make_scene(spec: ClipSpec, pool_seed: int, size: int) -> _Scene:
         light_dir=float(r_scene.uniform(-0.35, 0.35)),
         tint=np.array([r_scene.uniform(0.93, 1.07), 1.0, r_scene.uniform(0.93, 1.07)], np.float32),
         noise_sigma=float(r_scene.uniform(0.5, 4.0)),
-        cam_blur=float(r_scene.uniform(0.3, 1.0)) if r_scene.random() < 0.3 else 0.0,
-        cam_resample=float(r_scene.uniform(0.55, 0.85)) if r_scene.random() < 0.25 else 1.0,
+        # Mild focus / sensor-resolution loss only: a camera that blurs the whole frame as much as
+        # a face generator blurs the face would make "soft face" no evidence at all.
+        cam_blur=float(r_scene.uniform(0.3, 0.7)) if r_scene.random() < 0.3 else 0.0,
+        cam_resample=float(r_scene.uniform(0.7, 0.9)) if r_scene.random() < 0.25 else 1.0,
         rng_noise_seed=int(r_noise.integers(2**31)),
         rng_channel_seed=int(r_channel.integers(2**31)),
         rng_speech_seed=int(r_speech.integers(2**31)),
@@ -199,7 +202,15 @@ def render_clip(spec: ClipSpec, pool_seed: int, size: int) -> Clip:
     # ---------------- audio ----------------
     real_audio = render_speech(sc.utt, ident.voice, np.random.default_rng(sc.rng_speech_seed))[:n_samples]
     mouth_real = mouth_track(sc.utt, FPS, n)
-    audio = real_audio
+
+    def session(x: np.ndarray) -> np.ndarray:
+        """The recording session's room, microphone and noise (same realisation for every call)."""
+        return apply_channel(x, np.random.default_rng(sc.rng_channel_seed))
+
+    # As with the camera, the manipulations work on the captured track. A speech synthesiser /
+    # voice converter imitates a recording (some room, microphone and noise) and its vocoder is
+    # the last stage, so its traces are not buried under the session's noise.
+    audio = session(real_audio)
     audio_content_mouth: np.ndarray | None = None  # mouth track matching the fake audio's words
     afam = spec.audio_family
     if afam is not None:
@@ -219,32 +230,31 @@ def render_clip(spec: ClipSpec, pool_seed: int, size: int) -> Clip:
                 shimmer=src.shimmer,
                 tilt=q * ident.voice.tilt + (1 - q) * src.tilt,
             )
-            alt = render_speech(sc.utt, conv, rng)[:n_samples]
+            alt = apply_channel(render_speech(sc.utt, conv, rng)[:n_samples], rng)
             alt = vocoder_artefacts(alt, p["vocoder"], rng)
         elif afam == "tts":
             flat = ident.voice.monotone()
             tts_utt = sc.utt if p["keep_timing"] else _other_utterance(ident.voice, dur, [pool_seed, spec.clip_seed, 3], regular=True)
-            alt = render_speech(tts_utt, flat, rng, breaths=False)[:n_samples]
+            alt = apply_channel(render_speech(tts_utt, flat, rng, breaths=False)[:n_samples], rng)
             alt = vocoder_artefacts(alt, p["vocoder"], rng)
             audio_content_mouth = mouth_track(tts_utt, FPS, n)
         elif afam == "splice":
             other = make_identity(pool_seed, spec.other)
             o_utt = _other_utterance(other.voice, dur, [pool_seed, spec.clip_seed, 4])
             alt = render_speech(o_utt, other.voice, rng)[:n_samples]
-            if rng.random() < p["channel_mismatch"]:  # recorded elsewhere: other room and mic
-                alt = apply_channel(alt, rng) * 1.5
+            # recorded elsewhere (other room and mic), else in the same session
+            alt = apply_channel(alt, rng) if rng.random() < p["channel_mismatch"] else session(alt)
             audio_content_mouth = mouth_track(o_utt, FPS, n)
         elif afam == "audioswap":
             o_utt = _other_utterance(ident.voice, dur, [pool_seed, spec.clip_seed, 5])
-            alt = render_speech(o_utt, ident.voice, rng)[:n_samples]
+            alt = session(render_speech(o_utt, ident.voice, rng)[:n_samples])  # same person, same session
             audio_content_mouth = mouth_track(o_utt, FPS, n)
         else:  # pragma: no cover - the plan only produces known families
             raise ValueError(f"unknown audio family {afam!r}")
-        alt = alt * (np.std(real_audio) / (np.std(alt) + 1e-9))
-        audio = crossfade_insert(real_audio, alt, ap)
+        alt = alt * (np.std(audio) / (np.std(alt) + 1e-9))
+        audio = crossfade_insert(audio, alt, ap)
         if audio_content_mouth is not None:
             audio_content_mouth = _blend_tracks(mouth_real, audio_content_mouth, _frame_mask(ap, n))
-    audio = apply_channel(audio, np.random.default_rng(sc.rng_channel_seed))
 
     # ---------------- video ----------------
     vfam = spec.video_family
@@ -264,16 +274,24 @@ def render_clip(spec: ClipSpec, pool_seed: int, size: int) -> Clip:
         mouth = _blend_tracks(mouth_real, driver, vmask)
     frames = np.stack([render_frame(ident, sc.background, sc.poses[i], float(mouth[i]), float(sc.blinks[i]))
                        for i in range(n)])
+    # The camera first: a deepfake tool edits footage that was already captured, so the regions
+    # it regenerates lose the camera's sensor noise / optics (a classic forensic trace), instead of
+    # being "filmed" again with the rest of the frame.
+    frames = _camera(frames, sc)
     if vfam == "faceswap":
         frames = _face_swap(frames, sc, spec, pool_seed, mouth, vmask, rng, info)
     elif vfam == "lipsync":
         frames = _lip_artefacts(frames, sc, vmask, p["lip_artefact"], rng)
     elif vfam == "gan":
         frames = _gan_artefacts(frames, sc, vmask, p, rng, info)
-    frames = _camera(frames, sc)
 
     return Clip(frames=frames, audio=audio[:n_samples], crf=int(p.get("crf", 23)),
                 audio_bitrate=int(p.get("audio_bitrate", 48000)), info=info, mouth=mouth)
+
+
+def _one_frame(sc: _Scene, i: int) -> _Scene:
+    """The scene restricted to frame `i` (for processing a single frame with `_camera`)."""
+    return dataclasses.replace(sc, light=sc.light[i : i + 1])
 
 
 def _face_swap(frames: np.ndarray, sc: _Scene, spec: ClipSpec, pool_seed: int, mouth: np.ndarray,
@@ -284,16 +302,21 @@ def _face_swap(frames: np.ndarray, sc: _Scene, spec: ClipSpec, pool_seed: int, m
     s = spec.params["strength"]
     size = frames.shape[1]
     feather = float(np.interp(s, [0, 1], [4.0, 0.8])) * size / 160
-    mismatch = s * float(rng.uniform(0.3, 1.0))
-    blur = float(np.interp(s, [0, 1], [0.0, 1.2])) * rng.uniform(0.5, 1.0)
-    jitter = 0.003 * s
+    mismatch = s * float(rng.uniform(0.5, 1.0))
+    blur = float(np.interp(s, [0, 1], [0.3, 1.8])) * rng.uniform(0.7, 1.0)
+    # Per-frame alignment of the pasted face (independent landmark fits): the seam shimmers.
+    jitter = 0.008 * s
     info.update(swap_feather=round(feather, 2), swap_colour_mismatch=round(mismatch, 3))
     out = frames.copy()
+    # The donor face comes out of the generator: the scene's lighting (so that colour correction
+    # has something to match) but none of the camera's noise, blur or resolution loss.
+    generator = dataclasses.replace(sc, noise_sigma=0.0, cam_blur=0.0, cam_resample=1.0)
     for i in np.flatnonzero(vmask):
         pose = sc.poses[i]
         dp = Pose(**{**pose.__dict__, "dx": pose.dx + rng.normal(0, jitter), "dy": pose.dy + rng.normal(0, jitter),
                      "scale": pose.scale * (1 + rng.normal(0, jitter))})
-        d = render_frame(donor, sc.background, dp, float(mouth[i]), float(sc.blinks[i])).astype(np.float32)
+        d = render_frame(donor, sc.background, dp, float(mouth[i]), float(sc.blinks[i]))
+        d = _camera(d[None], _one_frame(generator, i))[0].astype(np.float32)
         if blur > 0.05:
             d = cv2.GaussianBlur(d, (0, 0), blur)
         m = region_mask(face_regions(sc.ident, pose, size)["inner"], size, pose.roll, feather)[..., None]
@@ -347,7 +370,7 @@ def _gan_artefacts(frames: np.ndarray, sc: _Scene, vmask: np.ndarray, p: dict[st
         if "blur" in kinds:
             g = cv2.GaussianBlur(g, (0, 0), 0.4 + 1.4 * s)
         if "flicker" in kinds:
-            g = g * (1.0 + rng.normal(0, 0.05 * s))
+            g = g * (1.0 + rng.normal(0, 0.06 * s))
         if "checker" in kinds:
             g = g + checker * (1.5 + 5.0 * s)
         out[i] = np.clip(f * (1 - m) + g * m, 0, 255).astype(np.uint8)

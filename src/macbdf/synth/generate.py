@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -174,10 +173,10 @@ def synthesize(
                     errors[idx] = err
                 bar.update(1)
         else:
-            # Linux: fork, so a plain script calling generate() needs no `if __name__ == "__main__"`
-            # guard; the workers only use numpy/OpenCV/PyAV (never torch), so forking a process that
-            # has torch threads is harmless. Elsewhere fork is unsafe (macOS) or absent: spawn.
-            ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            # Spawn, never fork: forking a process whose OpenCV/OpenMP thread pools are already
+            # running (any earlier face detection or torch work in the same process) deadlocks the
+            # children (seen in the test suite). Scripts need the usual `__main__` guard.
+            ctx = get_context("spawn")
             ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
             try:
                 futs = [ex.submit(_render_job, spec, seed, size, str(out)) for spec in todo]
@@ -216,8 +215,8 @@ def generate(out_dir: str | os.PathLike, layout: str, num_clips: int, seed: int,
     Options: duration_range=(2.0, 4.0), size=160, workers=1, holdout_families=None (e.g.
     "faceswap,tts": kept out of train/val, only in test), partial_ratio=None (layout default),
     num_identities=None (>= 60), progress=True. Raises SynthError if any clip failed.
-    Workers are forked on Linux; on macOS/Windows they are spawned, so a script that calls this
-    with workers > 1 needs the usual `if __name__ == "__main__":` guard there.
+    Workers are spawned (never forked: forking a process with live thread pools can deadlock),
+    so a script that calls this with workers > 1 needs the usual `if __name__ == "__main__":` guard.
 
     Example:
         >>> import tempfile

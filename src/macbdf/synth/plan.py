@@ -284,8 +284,8 @@ def _params(rng: np.random.Generator, spec: ClipSpec) -> dict[str, Any]:
             p["lip_artefact"] = 0.0 if rng.random() < 0.35 else _strength(rng, 0.5, 1.0)
     elif v == "gan":
         p["strength"] = _strength(rng, 0.5, 1.0)
-        kinds = [k for k in ("upsample", "blur", "flicker", "checker") if rng.random() < 0.5]
-        p["gan_kinds"] = kinds or ["upsample", "blur"]
+        # Every generator works at a lower resolution than the frame: upsampling is always there.
+        p["gan_kinds"] = ["upsample"] + [k for k in ("blur", "flicker", "checker") if rng.random() < 0.5]
     if a == "voiceconv":
         p["conversion_quality"] = round(float(rng.uniform(0.2, 0.8)), 3)
         p["vocoder"] = _strength(rng, 0.4, 1.0)
