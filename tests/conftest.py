@@ -19,9 +19,10 @@ def shared_media() -> Path:
     return SHARED_MEDIA
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op torch thread per test module: on a small, busy CPU, torch's default (one per
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a test module (opt-in: runs compared bit for bit across
+    processes need the default). On a small, busy CPU, torch's default (one per
     core) spends most of its time waiting at thread barriers (measured 5x slower). Restored after."""
     import torch
 

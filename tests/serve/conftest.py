@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    yield
+
+
 def _free_port() -> int:
     import socket
 
