@@ -79,3 +79,41 @@ def test_frame_head_maps_time_tokens_to_frames():
     assert y.shape == (2, 10)
     full = fh.net(x).reshape(2, 12)
     torch.testing.assert_close(y, full[:, :10])   # frame f is predicted by time token f // tubelet
+
+
+def test_unknown_modality_labels_are_left_out_of_the_losses():
+    """DFDC fakes do not say which track is fake (label -1): those terms must be ignored, not fitted."""
+    import torch
+
+    from macbdf.models.contrastive import contrast_keys
+    from macbdf.models.losses import frame_bce, sample_bce
+
+    logit = torch.tensor([2.0, -1.0, 0.5, -3.0])
+    target = torch.tensor([1.0, -1.0, 0.0, -1.0])
+    known = target >= 0
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logit[known], target[known])
+    assert torch.allclose(sample_bce(logit, target), ref)
+    assert sample_bce(logit, torch.full_like(target, -1.0)).item() == 0.0
+    flog = logit[:, None].repeat(1, 3)
+    ftar = target[:, None].repeat(1, 3)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    assert torch.allclose(frame_bce(flog, ftar, mask), ref)
+    keys = contrast_keys(torch.tensor([0.0, -1.0, 1.0, -1.0]), None)
+    assert keys[0] == 0 and keys[2] == 1 and keys[1] != keys[3] and bool((keys[[1, 3]] < 0).all())
+
+
+def test_criterion_is_finite_with_unknown_labels():
+    import torch
+
+    from macbdf import create_model
+    from macbdf.models.losses import MACBCriterion
+
+    m = create_model("tiny")
+    batch = m.dummy_batch(batch_size=4)
+    batch["audio_label"] = torch.tensor([-1.0, 0.0, -1.0, 1.0])
+    batch["frame_label_audio"] = batch["audio_label"][:, None].expand_as(batch["frame_label_audio"]).clone()
+    crit = MACBCriterion(m.config)
+    losses = crit(m(batch), batch)
+    total = crit.total(losses)
+    assert torch.isfinite(total)
+    total.backward()

@@ -88,10 +88,16 @@ def sample_ids(batch: dict, device: torch.device) -> Tensor | None:
 
 
 def contrast_keys(modality_label: Tensor, method_id: Tensor | None) -> Tensor:
-    """Class key for the intra-modal loss: 0 for an authentic track, else 1 + method id (>= 1)."""
+    """Class key for the intra-modal loss: 0 for an authentic track, else 1 + method id (>= 1).
+
+    An unknown label (< 0) gets a key of its own (-1 - index), so that sample has no positive and is
+    skipped as an anchor.
+    """
     fake = modality_label > 0.5
     mid = torch.zeros_like(fake, dtype=torch.long) if method_id is None else method_id.long().clamp_min(0)
-    return torch.where(fake, 1 + mid, torch.zeros_like(mid))
+    keys = torch.where(fake, 1 + mid, torch.zeros_like(mid))
+    unique = -1 - torch.arange(keys.shape[0], device=keys.device)
+    return torch.where(modality_label < 0, unique, keys)
 
 
 def supcon_loss(z: Tensor, keys: Tensor, tau: Tensor | float) -> Tensor:

@@ -29,14 +29,21 @@ LOSS_KEYS = ("multimodal", "unimodal_audio", "unimodal_video", "frame_audio", "f
 
 
 def sample_bce(logit: Tensor, target: Tensor) -> Tensor:
-    """Eq. 19: mean binary cross-entropy of sigmoid(logit) against {0,1} targets (computed in fp32)."""
-    return F.binary_cross_entropy_with_logits(logit.float(), target.float())
+    """Eq. 19: mean binary cross-entropy of sigmoid(logit) against {0,1} targets (computed in fp32).
+
+    Targets < 0 mean "unknown" (e.g. which track of a DFDC fake was manipulated) and are left out
+    of the mean; a BCE against -1 would be unbounded below.
+    """
+    known = target >= 0
+    per = F.binary_cross_entropy_with_logits(logit.float(), target.float().clamp_min(0.0), reduction="none")
+    k = known.to(per.dtype)
+    return (per * k).sum() / k.sum().clamp_min(1.0)
 
 
 def frame_bce(logit: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Eq. 20: BCE over the valid frames only (mask (B, T) bool); mean over the valid frames."""
-    per = F.binary_cross_entropy_with_logits(logit.float(), target.float(), reduction="none")
-    m = mask.to(per.dtype)
+    """Eq. 20: BCE over the valid frames with known labels only (mask (B, T) bool); mean over them."""
+    per = F.binary_cross_entropy_with_logits(logit.float(), target.float().clamp_min(0.0), reduction="none")
+    m = (mask.bool() & (target >= 0)).to(per.dtype)
     return (per * m).sum() / m.sum().clamp_min(1.0)
 
 
@@ -87,7 +94,9 @@ class MACBCriterion(nn.Module):
         cfg = self.config
         zv, za = out["z_video"].float(), out["z_audio"].float()
         tau, logs = self.temperature(za, zv)
-        real_pair = (batch["video_label"] < 0.5) & (batch["audio_label"] < 0.5)
+        vl, al = batch["video_label"], batch["audio_label"]
+        # a positive needs both tracks known to be authentic (unknown labels are < 0)
+        real_pair = (vl >= 0) & (vl < 0.5) & (al >= 0) & (al < 0.5)
         terms: dict[str, Tensor] = {}
         ids = sample_ids(batch, zv.device)   # windows of one video are never each other's negatives
         if cfg.use_cross:
