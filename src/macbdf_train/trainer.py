@@ -654,8 +654,9 @@ class _Trainer:
             "val/ap": float(m["ap"]),
             "val/eer": float(m["eer"]),
             "val/bce": bce,
-            "val/audio_auc": float(roc_auc(ya, 1.0 / (1.0 + np.exp(-np.clip(la, -60, 60))))),
-            "val/video_auc": float(roc_auc(yv, 1.0 / (1.0 + np.exp(-np.clip(lv, -60, 60))))),
+            # per-modality AUC over the samples whose track label is known (unknown = -1)
+            "val/audio_auc": float(roc_auc(ya[ya >= 0], 1.0 / (1.0 + np.exp(-np.clip(la[ya >= 0], -60, 60))))),
+            "val/video_auc": float(roc_auc(yv[yv >= 0], 1.0 / (1.0 + np.exp(-np.clip(lv[yv >= 0], -60, 60))))),
         }
 
     def _do_eval(self, pbar: Any) -> None:
