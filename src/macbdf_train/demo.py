@@ -65,7 +65,7 @@ class DemoConfig:
     model: str = "small"
     steps: int = 200
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 1e-3
     balancer: str = "ompareto"
     workers: int = 2
     device: str = "cpu"

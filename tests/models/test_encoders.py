@@ -94,3 +94,19 @@ def test_audio_and_video_share_the_time_axis():
     a, _ = AudioEncoder(cfg)(torch.randn(1, 64, 64), torch.ones(1, 16, dtype=torch.bool))
     assert v.shape[1] == a.shape[1] == 8          # T' = T / tubelet for both streams
     assert v.shape[2] == 36 and a.shape[2] == 4   # 6x6 face patches, 64 mels / 16
+
+
+def test_conv_stems_keep_token_layout_and_validate():
+    base = get_model_config("tiny")
+    stem = base.replace(video_stem=8, audio_stem=8)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    v = torch.rand(2, 8, 3, 96, 96)
+    a = torch.randn(2, 8 * base.preprocess.mel_per_frame, base.preprocess.n_mels)
+    # same token grid with and without the stem, so every later module is unchanged
+    assert VideoEncoder(stem)(v, mask)[0].shape == VideoEncoder(base)(v, mask)[0].shape
+    assert AudioEncoder(stem)(a, mask)[0].shape == AudioEncoder(base)(a, mask)[0].shape
+    assert stem.validate() is stem and get_model_config("small").video_stem > 0
+    with pytest.raises(ValueError, match="patch_size divisible by 4"):
+        base.replace(video_stem=8, patch_size=30).validate()
+    with pytest.raises(ValueError, match="video_stem / audio_stem"):
+        base.replace(audio_stem=1).validate()
