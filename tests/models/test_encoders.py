@@ -105,7 +105,8 @@ def test_conv_stems_keep_token_layout_and_validate():
     # same token grid with and without the stem, so every later module is unchanged
     assert VideoEncoder(stem)(v, mask)[0].shape == VideoEncoder(base)(v, mask)[0].shape
     assert AudioEncoder(stem)(a, mask)[0].shape == AudioEncoder(base)(a, mask)[0].shape
-    assert stem.validate() is stem and get_model_config("small").video_stem > 0
+    assert stem.validate() is stem
+    assert all(get_model_config(n).video_stem == 0 for n in ("tiny", "small", "base"))  # paper default
     with pytest.raises(ValueError, match="patch_size divisible by 4"):
         base.replace(video_stem=8, patch_size=30).validate()
     with pytest.raises(ValueError, match="video_stem / audio_stem"):
