@@ -26,8 +26,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -74,20 +75,26 @@ def _tmp_path(final: Path) -> Path:
     return Path(name)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    final = Path(path)
+@contextmanager
+def _atomic_open(final: Path, binary: bool) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``final``; on success fsync + ``os.replace``, else remove it."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(final)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with (open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8")) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
+    with _atomic_open(Path(path), binary=False) as f:
+        f.write(text)
 
 
 def _model_config_dict(model: nn.Module) -> dict[str, Any]:
@@ -243,17 +250,8 @@ def save_train_state(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     ``state_dict()`` are). Numpy arrays must be converted to tensors first.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(final)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_open(final, binary=True) as f:
+        torch.save(dict(state), f)
     return final
 
 
