@@ -133,6 +133,28 @@ def _rotation_cw(stream: Any, first_frame: av.VideoFrame | None = None) -> int:
     return int(round(deg / 90.0)) % 4 * 90
 
 
+def _checked_video_stream(container: Any, *, require_dims: bool) -> tuple[Any, int, int]:
+    """The first video stream and its coded size; MediaError for none, no size (if required) or too large."""
+    if not container.streams.video:
+        raise MediaError("no video stream (audio-only or data file)")
+    vs = container.streams.video[0]
+    cw, ch = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
+    if require_dims and (cw <= 0 or ch <= 0):
+        raise MediaError("video stream has no dimensions (corrupt header)")
+    if max(cw, ch) > MAX_SIDE:
+        raise MediaError(f"video too large: {cw}x{ch} (max {MAX_SIDE} px per side)")
+    return vs, cw, ch
+
+
+def _header_duration(container: Any, vs: Any) -> float | None:
+    """Duration in seconds from the stream header, else the container's; None when neither says."""
+    if vs.duration is not None and vs.time_base is not None:
+        return float(vs.duration * vs.time_base)
+    if container.duration is not None:
+        return container.duration / 1e6
+    return None
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Read headers (and the first video frame, for its rotation) of a media file.
 
@@ -141,14 +163,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     """
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError("no video stream (audio-only or data file)")
-        vs = container.streams.video[0]
-        cw, ch = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
-        if cw <= 0 or ch <= 0:
-            raise MediaError("video stream has no dimensions (corrupt header)")
-        if max(cw, ch) > MAX_SIDE:
-            raise MediaError(f"video too large: {cw}x{ch} (max {MAX_SIDE} px per side)")
+        vs, cw, ch = _checked_video_stream(container, require_dims=True)
         first = None
         try:
             for first in container.decode(vs):
@@ -158,11 +173,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         rot = _rotation_cw(vs, first)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         src_fps = float(rate) if rate else None
-        duration = None
-        if vs.duration is not None and vs.time_base is not None:
-            duration = float(vs.duration * vs.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1e6
+        duration = _header_duration(container, vs)
         a = container.streams.audio[0] if container.streams.audio else None
         w, h = (ch, cw) if rot in (90, 270) else (cw, ch)
         return MediaInfo(
@@ -436,21 +447,12 @@ def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | 
     stats = {} if stats is None else stats
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise MediaError("no video stream (audio-only or data file)")
-        vs = container.streams.video[0]
-        cw, ch = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
-        if max(cw, ch) > MAX_SIDE:
-            raise MediaError(f"video too large: {cw}x{ch} (max {MAX_SIDE} px per side)")
+        vs, cw, ch = _checked_video_stream(container, require_dims=False)
         vs.thread_type = "AUTO"
         vs.thread_count = _video_threads()
         rate = vs.average_rate or vs.guessed_rate
         src_fps = float(rate) if rate and float(rate) > 0 else None
-        header_dur = None
-        if vs.duration is not None and vs.time_base is not None:
-            header_dur = float(vs.duration * vs.time_base)
-        elif container.duration is not None:
-            header_dur = container.duration / 1e6
+        header_dur = _header_duration(container, vs)
         stats.update(src_fps=src_fps, header_duration=header_dur, truncated=False,
                      video_codec=vs.codec_context.name)
 
