@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from macbdf.data.manifest import CATEGORIES, ManifestError, SampleRecord
 
@@ -197,6 +197,14 @@ def check_root(root: str | os.PathLike, *, dataset: str) -> Path:
     if not p.exists():
         raise ManifestError(f"{p}: {dataset} root does not exist")
     return p.resolve()
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a metadata text/CSV file (utf-8-sig: spreadsheets write a BOM); ManifestError if unreadable."""
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def load_json(path: Path) -> Any:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 
 from macbdf.data.manifest import ManifestError, SampleRecord
 
-from ._base import (UNASSIGNED, check_root, handle_missing, iter_video_files, load_json, optional_str, parse_label,
+from ._base import (UNASSIGNED, check_root, open_text, handle_missing, iter_video_files, load_json, optional_str, parse_label,
                     parse_split, register)
 
 _TRAIN_PART = re.compile(r"^dfdc_train_part_\d+$", re.I)
@@ -181,11 +181,7 @@ def _read_metadata(path: Path) -> list[Entry]:
 
 def _read_labels_csv(path: Path) -> list[Entry]:
     out: list[Entry] = []
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise ManifestError(f"{path}: cannot read ({e.strerror or e})") from None
-    with f:
+    with open_text(path) as f:
         reader = csv.reader(f)
         try:
             header = [h.strip().lower() for h in (next(reader, None) or [])]

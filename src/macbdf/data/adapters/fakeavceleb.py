@@ -41,7 +41,7 @@ from typing import Any, Iterator
 
 from macbdf.data.manifest import ManifestError, SampleRecord
 
-from ._base import (UNASSIGNED, check_root, handle_missing, iter_video_files, labels_of_category, load_json,
+from ._base import (UNASSIGNED, check_root, open_text, handle_missing, iter_video_files, labels_of_category, load_json,
                     parse_split, register)
 
 log = logging.getLogger("macbdf.data.adapters")
@@ -119,11 +119,7 @@ def load_fakeavceleb(root: Path, *, metadata: str = "meta_data.csv", missing: st
     records: list[SampleRecord] = []
     by_id: dict[str, SampleRecord] = {}
     conflicts = 0
-    try:
-        f = open(meta, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise ManifestError(f"{meta}: cannot read ({e.strerror or e})") from None
-    with f:
+    with open_text(meta) as f:
         reader = csv.reader(f)
         try:
             header = next(reader, None)

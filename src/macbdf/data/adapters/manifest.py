@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 from macbdf.data.manifest import ManifestError, SampleRecord, iter_jsonl
 
-from ._base import (UNASSIGNED, check_root, handle_missing, labels_of_category, load_json, optional_str,
+from ._base import (UNASSIGNED, check_root, open_text, handle_missing, labels_of_category, load_json, optional_str,
                     parse_category, parse_label, parse_periods, parse_split, register)
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "manifest.json", "metadata.csv", "metadata.jsonl")
@@ -78,11 +78,7 @@ def _find_manifest(root: Path, name: str | None) -> Path:
 
 
 def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")  # utf-8-sig: spreadsheets write a BOM
-    except OSError as e:
-        raise ManifestError(f"{path}: cannot read ({e.strerror or e})") from None
-    with f:
+    with open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             header = next(reader, None)
