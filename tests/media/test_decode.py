@@ -175,6 +175,20 @@ def test_invalid_face_model_is_usage_error(tmp_path, capsys):
     assert rc == 2 and "cannot load face model" in capsys.readouterr().err
 
 
+def test_opencv_without_cascades_is_one_line_error(tmp_path, capsys, monkeypatch):
+    # OpenCV 5 (e.g. a preinstalled system build) has no CascadeClassifier: say so once, no traceback
+    import cv2
+
+    from macbdf.cli import main
+
+    monkeypatch.delattr(cv2, "CascadeClassifier")
+    (tmp_path / "v").mkdir()
+    rc = main(["prepare", "--dataset", "folder", "--root", str(tmp_path / "v"), "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no Haar cascade support" in err and "opencv-python-headless<5" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p", "yuvj420p", "yuv422p"])
 def test_colours_survive_every_planar_format(tmp_path, clip_maker, pix_fmt):
     for rgb in [(200, 30, 40), (30, 60, 200), (40, 180, 60)]:

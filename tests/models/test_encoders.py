@@ -93,7 +93,22 @@ def test_audio_and_video_share_the_time_axis():
     v, _ = VideoEncoder(cfg)(torch.rand(1, 16, 3, 96, 96), torch.ones(1, 16, dtype=torch.bool))
     a, _ = AudioEncoder(cfg)(torch.randn(1, 64, 64), torch.ones(1, 16, dtype=torch.bool))
     assert v.shape[1] == a.shape[1] == 8          # T' = T / tubelet for both streams
-    assert v.shape[2] == 36 and a.shape[2] == 4   # 6x6 face patches, 64 mels / 16
+    assert v.shape[2] == 9 and a.shape[2] == 4    # 3x3 face patches of 32 px, 64 mels / 16
+
+
+def test_video_stem_uses_batch_statistics():
+    # BatchNorm (not a per-sample norm) is what lets the stem see *how much* fine detail a face has:
+    # scaling one sample's high-frequency content must change its features relative to the others.
+    torch.manual_seed(0)
+    from macbdf.models.encoders import ConvStem
+
+    stem = ConvStem(3, 16, 2, layers=3)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in stem.modules())
+    x = torch.rand(4, 3, 32, 32)
+    smooth = x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+    x2 = torch.cat([x[:2], smooth[2:]])        # two samples lose all their detail
+    y = stem(x2).abs().mean(dim=(1, 2, 3))
+    assert y[:2].min() > y[2:].max()           # detail shows up as larger activations
 
 
 def test_conv_stems_keep_token_layout_and_validate():
@@ -106,8 +121,13 @@ def test_conv_stems_keep_token_layout_and_validate():
     assert VideoEncoder(stem)(v, mask)[0].shape == VideoEncoder(base)(v, mask)[0].shape
     assert AudioEncoder(stem)(a, mask)[0].shape == AudioEncoder(base)(a, mask)[0].shape
     assert stem.validate() is stem
-    assert all(get_model_config(n).video_stem == 0 for n in ("tiny", "small", "base"))  # paper default
-    with pytest.raises(ValueError, match="patch_size divisible by 4"):
+    deep = base.replace(video_stem=8, video_stem_layers=5)   # stride 32 = patch_size: one cell per token
+    assert VideoEncoder(deep)(v, mask)[0].shape == VideoEncoder(base)(v, mask)[0].shape
+    assert get_model_config("tiny").video_stem == 0 and get_model_config("base").video_stem == 0
+    assert get_model_config("small").video_stem > 0  # the CPU demo config needs it (RESULTS.md)
+    with pytest.raises(ValueError, match="patch_size divisible by"):
         base.replace(video_stem=8, patch_size=30).validate()
+    with pytest.raises(ValueError, match="patch_size divisible by"):
+        base.replace(video_stem=8, video_stem_layers=6).validate()
     with pytest.raises(ValueError, match="video_stem / audio_stem"):
         base.replace(audio_stem=1).validate()

@@ -50,6 +50,29 @@ def test_eq15_stlka_is_dw_then_dilated_dw_then_pw(nd, k, d):
     torch.testing.assert_close(lka(x), want)
 
 
+@pytest.mark.parametrize("nd,shape,k,d", [(3, (8, 3, 3), 5, 1), (3, (8, 3, 3), 3, 3), (3, (4, 2, 5), 4, 2),
+                                          (2, (8, 4), 5, 1), (2, (7, 3), 4, 3), (3, (1, 1, 1), 3, 1)])
+def test_depthwise_matrix_path_equals_convolution(monkeypatch, nd, shape, k, d):
+    # the small-map path (a per-channel matrix built from shift operators) must be the convolution,
+    # forwards and backwards, also for even kernels (asymmetric 'same' padding) and dilation
+    import macbdf.models.multiscale as ms
+
+    torch.manual_seed(0)
+    conv = ms.DepthwiseSame(6, k, d, nd).double()
+    x = torch.randn((3, 6, *shape), dtype=torch.float64, requires_grad=True)
+    monkeypatch.setattr(ms, "_DENSE_LIMIT", 10**9)
+    y = conv(x)
+    want = same_dw(x, conv)
+    torch.testing.assert_close(y, want)
+    g = torch.randn_like(y)
+    gx, gw, gb = torch.autograd.grad((y * g).sum(), (x, conv.weight, conv.bias))
+    wx, ww, wb = torch.autograd.grad((want * g).sum(), (x, conv.weight, conv.bias))
+    for got, exp in ((gx, wx), (gw, ww), (gb, wb)):
+        torch.testing.assert_close(got, exp)
+    monkeypatch.setattr(ms, "_DENSE_LIMIT", 0)   # and the convolution path gives the same
+    torch.testing.assert_close(conv(x), want)
+
+
 def test_split_sizes():
     assert split_sizes(10, 3) == [4, 3, 3] and sum(split_sizes(64, 3)) == 64 and split_sizes(6, 2) == [3, 3]
 

@@ -223,18 +223,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.face_model:
-        # Load it once here so a missing or invalid model is a usage error, not N worker crashes.
-        import cv2
+    # Load the detector once here so a missing or invalid model, or an OpenCV without the cascade
+    # API, is one usage error, not a traceback from every worker and a failure for every file.
+    import cv2
 
-        from macbdf.media.face import create_face_detector
+    from macbdf.media.face import FaceDetectorUnavailable, create_face_detector
 
-        try:
-            create_face_detector(args.face_model)
-        except (FileNotFoundError, cv2.error) as e:
-            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            print(f"error: cannot load face model {args.face_model}: {msg}", file=sys.stderr)
-            return 2
+    try:
+        create_face_detector(args.face_model)
+    except FaceDetectorUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, cv2.error) as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        what = f"face model {args.face_model}" if args.face_model else "the Haar face cascade"
+        print(f"error: cannot load {what}: {msg}", file=sys.stderr)
+        return 2
     cfg = PreprocessConfig()
     for name, attr in (("fps", "fps"), ("face_size", "face_size"), ("n_mels", "n_mels")):
         v = getattr(args, name)

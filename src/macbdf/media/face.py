@@ -38,6 +38,10 @@ class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> np.ndarray: ...
 
 
+class FaceDetectorUnavailable(RuntimeError):
+    """The installed OpenCV cannot run the requested detector (the message says what to install)."""
+
+
 class HaarFaceDetector:
     """OpenCV frontal-face Haar cascade on a grey image.
 
@@ -52,6 +56,11 @@ class HaarFaceDetector:
 
     def __init__(self, cascade: str = "haarcascade_frontalface_alt2.xml", min_neighbors: int = 4,
                  min_size_frac: float = 0.08, scale_factor: float = 1.1):
+        if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+            # OpenCV 5 moved the cascade API and its data out of the main package.
+            raise FaceDetectorUnavailable(
+                f"OpenCV {cv2.__version__} has no Haar cascade support; install opencv-python-headless<5 "
+                "(as the package requires) or pass --face-model with a YuNet .onnx file")
         path = cascade if os.path.isfile(cascade) else os.path.join(cv2.data.haarcascades, cascade)
         self._clf = cv2.CascadeClassifier(path)
         if self._clf.empty():

@@ -39,13 +39,16 @@ class ModelConfig:
     patch_size: int = 16            # video spatial patch side (pixels); faces are padded to a multiple
     tubelet: int = 2                # frames per video token; also the audio patch's time span (in frames)
     audio_patch_mels: int = 16      # mel bins per audio patch; mel axis padded to a multiple
-    # Convolutional stems (0 = off: the paper's plain linear patch embedding). With N > 0 two
-    # stride-2 3x3 convolutions (N/2 then N channels) run per frame before tokenisation (video:
-    # S -> S/4, so patch_size must be a multiple of 4), resp. on the (time x mel) log-mel plane
-    # (the second one stride 2: patch time span and audio_patch_mels must be even). They give the
-    # encoders the locality bias to see pixel-level blending / resampling and spectral-fine-
-    # structure artefacts when trained from scratch on a few hundred clips.
+    # Convolutional stems (0 = off: the paper's plain linear patch embedding). With N > 0 the video
+    # stem runs `video_stem_layers` stride-2 3x3 conv-BatchNorm-ReLU layers per frame (widths
+    # doubling up to N; S -> S / 2^layers, so patch_size must be a multiple of 2^layers) before
+    # tokenisation; the audio stem is a 3x3 then a stride-2 3x3 conv-BN-ReLU on the (time x mel)
+    # log-mel plane (patch time span and audio_patch_mels must be even). They give the encoders the
+    # locality bias and the batch-normalised fine-detail features needed to see blending /
+    # resampling and spectral-fine-structure artefacts when trained from scratch on a few hundred
+    # clips (`small` uses the video stem; see benchmarks/RESULTS.md, demo_learnability).
     video_stem: int = 0
+    video_stem_layers: int = 3      # stride-2 conv-BN-ReLU layers of the video stem (S -> S / 2^layers)
     audio_stem: int = 0
     dropout: float = 0.0            # dropout inside attention / FFN blocks
     drop_head: float = 0.2          # dropout between the layers of the progressive classifier (§3.4)
@@ -138,8 +141,9 @@ class ModelConfig:
         for k in ("video_depth", "audio_depth", "ms_depth", "rfmf_depth", "video_stem", "audio_stem"):
             if int(getattr(self, k)) < 0:
                 problems.append(f"{k} must be >= 0")
-        if self.video_stem and self.patch_size % 4:
-            problems.append(f"video_stem needs patch_size divisible by 4, got {self.patch_size}")
+        if self.video_stem and (self.video_stem_layers < 1 or self.patch_size % (2 ** self.video_stem_layers)):
+            problems.append(f"video_stem needs video_stem_layers >= 1 and patch_size divisible by "
+                            f"2^video_stem_layers, got {self.patch_size} and {self.video_stem_layers}")
         if self.audio_stem and (self.audio_patch_mels % 2 or (self.tubelet * self.preprocess.mel_per_frame) % 2):
             problems.append("audio_stem needs an even audio_patch_mels and an even tubelet * mel_per_frame")
         if (self.video_stem and self.video_stem < 2) or (self.audio_stem and self.audio_stem < 2):

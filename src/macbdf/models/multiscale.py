@@ -15,6 +15,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -63,6 +64,67 @@ class Pointwise(nn.Module):
         return y.view(x.shape[0], -1, *x.shape[2:])
 
 
+# Maps with at most this many (kernel offsets x positions^2) entries take the matrix path of
+# `DepthwiseSame` (the shift operator of a 5^3 kernel on an 8x3x3 map has 125 * 72^2 = 0.65 M).
+_DENSE_LIMIT = 2_000_000
+
+
+def _shift_operator(shape: tuple[int, ...], k: int, d: int, device: torch.device) -> Tensor:
+    """S (k^nd, N, N), N = prod(shape): S[o, p, q] = 1 where a 'same'-padded, dilation-d, size-k
+    kernel's offset o reads input position q for output position p (0 where it reads padding).
+    PyTorch's 'same' padding puts d*(k-1)//2 before and the rest after, per axis."""
+    left = d * (k - 1) // 2
+    axes = []
+    for n in shape:
+        # (k, n_out, n_in): offset j reads input i = p + j*d - left
+        p = torch.arange(n)[None, :, None]
+        j = torch.arange(k)[:, None, None]
+        axes.append((torch.arange(n)[None, None, :] == p + j * d - left).float())
+    op = axes[0]
+    for ax in axes[1:]:
+        # combine axes: offsets and positions are row-major over the axes (as flatten() orders them)
+        op = torch.einsum("apq,brs->abprqs", op, ax)
+        a, b, p_, r, q, s_ = op.shape
+        op = op.reshape(a * b, p_ * r, q * s_)
+    return op.to(device)
+
+
+class DepthwiseSame(nn.Module):
+    """Depthwise k^nd convolution with dilation and 'same' padding (nn.Conv2d/3d parameters and
+    initialisation, identical output).
+
+    Why not nn.Conv3d itself: on the small maps of the CPU configs (e.g. 8x3x3 time x space
+    tokens) PyTorch's depthwise 3-D convolution backward takes about half of a whole training
+    step. There the convolution is computed exactly as a per-channel matrix on the flattened map,
+    out[b, c] = (sum_o w[c, o] S_o) x[b, c], with S_o the fixed 0/1 shift operators; large maps
+    (GPU configs) use the convolution.
+    """
+
+    def __init__(self, channels: int, k: int, d: int = 1, nd: int = 3) -> None:
+        super().__init__()
+        ref = _conv(nd)(channels, channels, k, padding="same", dilation=d, groups=channels)
+        self.weight = nn.Parameter(ref.weight.detach().clone())   # (C, 1, k, ...)
+        self.bias = nn.Parameter(ref.bias.detach().clone())
+        self.k, self.d, self.nd = k, d, nd
+        self.kernel_size, self.dilation, self.groups = (k,) * nd, (d,) * nd, channels
+        self._ops: dict[tuple, Tensor] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape[2:])
+        n, offsets = math.prod(shape), self.k ** self.nd
+        if offsets * n * n > _DENSE_LIMIT:
+            conv = F.conv3d if self.nd == 3 else F.conv2d
+            return conv(x, self.weight, self.bias, padding="same", dilation=self.d, groups=x.shape[1])
+        key = (shape, x.device)
+        op = self._ops.get(key)
+        if op is None:
+            op = self._ops[key] = _shift_operator(shape, self.k, self.d, x.device)
+        c = x.shape[1]
+        mat = (self.weight.view(c, offsets).to(x.dtype) @ op.to(x.dtype).view(offsets, n * n)).view(c, n, n)
+        y = torch.einsum("cpq,bcq->bcp", mat, x.flatten(2)) + self.bias.to(x.dtype)[:, None]
+        return y.view(x.shape)
+
+
 class STLKA(nn.Module):
     """Eq. 15: large-kernel attention f_PW(f_DWD(f_DW(X))) approximating a K^nd kernel.
 
@@ -72,10 +134,9 @@ class STLKA(nn.Module):
 
     def __init__(self, channels: int, k: int, d: int, nd: int = 3) -> None:
         super().__init__()
-        conv = _conv(nd)
         self.k, self.d = k, d
-        self.dw = conv(channels, channels, 2 * d - 1, padding="same", groups=channels)
-        self.dwd = conv(channels, channels, math.ceil(k / d), padding="same", dilation=d, groups=channels)
+        self.dw = DepthwiseSame(channels, 2 * d - 1, 1, nd)
+        self.dwd = DepthwiseSame(channels, math.ceil(k / d), d, nd)
         self.pw = Pointwise(channels, channels, nd)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,11 +152,9 @@ class MSTLKA(nn.Module):
 
     def __init__(self, channels: int, lka_specs: Sequence[tuple[int, int]], nd: int = 3) -> None:
         super().__init__()
-        conv = _conv(nd)
         self.sizes = split_sizes(channels, len(lka_specs))
         self.lka = nn.ModuleList(STLKA(c, k, d, nd) for c, (k, d) in zip(self.sizes, lka_specs))
-        self.gate = nn.ModuleList(conv(c, c, 2 * d - 1, padding="same", groups=c)
-                                  for c, (_, d) in zip(self.sizes, lka_specs))
+        self.gate = nn.ModuleList(DepthwiseSame(c, 2 * d - 1, 1, nd) for c, (_, d) in zip(self.sizes, lka_specs))
 
     def forward(self, x: Tensor) -> Tensor:
         parts = torch.split(x, self.sizes, dim=1)
@@ -107,7 +166,7 @@ class GSAU(nn.Module):
 
     def __init__(self, channels: int, kernel: int = 3, nd: int = 3) -> None:
         super().__init__()
-        self.dw = _conv(nd)(channels, channels, kernel, padding="same", groups=channels)
+        self.dw = DepthwiseSame(channels, kernel, 1, nd)
 
     def forward(self, x: Tensor, a: Tensor) -> Tensor:
         return x * self.dw(a)

@@ -90,9 +90,10 @@ register_model_config(
     ModelConfig(
         description="CPU demo: trains in minutes on 2 cores on a few hundred clips",
         num_frames=16, dim=64, video_depth=2, audio_depth=2, heads=4, mlp_ratio=2.0,
-        patch_size=16, tubelet=2, audio_patch_mels=16, ms_depth=2,
-        # Conv stems (video_stem / audio_stem) stay off: on the demo data they gave no measurable
-        # gain (benchmarks/RESULTS.md, demo_learnability) and cost 1.3x forward time.
+        # Video tokens come from a 5-layer conv-BN-ReLU stem (stride 32, one 32-px cell per token):
+        # trained from scratch on a few hundred clips, the plain linear patch embedding never fits
+        # the visual traces, not even on the training set (benchmarks/RESULTS.md, demo_learnability).
+        patch_size=32, video_stem=64, video_stem_layers=5, tubelet=2, audio_patch_mels=16, ms_depth=2,
         lka_specs=((5, 2), (9, 3)), rfmf_depth=1, contrast_dim=32, queue_size=256, k_neg=16,
         cluster_bank_size=512, cluster_every=50,
     ),
