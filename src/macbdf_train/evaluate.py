@@ -194,8 +194,15 @@ def score_split(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "scoring",
+    aggregation: str = "mean",
 ) -> ScoredSplit:
-    """Score every record (whole clip, window by window); unreadable samples go to ``failures``."""
+    """Score every record (whole clip, window by window); unreadable samples go to ``failures``.
+
+    ``aggregation``: a clip's probabilities are the frame-weighted ``"mean"`` of its windows' or
+    the ``"max"`` (the most suspicious window; the `Detector`'s options, same meaning).
+    """
+    if aggregation not in ("mean", "max"):
+        raise EvaluationError(f"aggregation must be mean or max, got {aggregation!r}")
     from tqdm.auto import tqdm
 
     cache_dir = Path(cache_dir)
@@ -222,7 +229,9 @@ def score_split(
             w = max(k, 1)
             for name, key in (("p", "logit"), ("p_audio", "audio_logit"), ("p_video", "video_logit")):
                 if key in res:
-                    a[name] += w * float(M.sigmoid(res[key][j]))
+                    pj = float(M.sigmoid(res[key][j]))
+                    a[name] += w * pj
+                    a[name + "_max"] = max(a.get(name + "_max", 0.0), pj)
             for name in ("emb_fused", "emb_audio", "emb_video"):
                 if name in res:
                     e = res[name][j].reshape(-1)
@@ -265,9 +274,14 @@ def score_split(
         for name in ("emb_fused", "emb_audio", "emb_video"):
             if name in a:
                 out.emb.setdefault(name, []).append(a[name] / w)  # type: ignore[arg-type]
-    out.p = np.array([acc[i]["p"] / max(acc[i]["w"], 1) for i in order])
-    out.p_audio = np.array([acc[i]["p_audio"] / max(acc[i]["w"], 1) for i in order])
-    out.p_video = np.array([acc[i]["p_video"] / max(acc[i]["w"], 1) for i in order])
+    def clip_p(i: int, name: str) -> float:
+        if aggregation == "max":
+            return float(acc[i].get(name + "_max", 0.0))
+        return acc[i][name] / max(acc[i]["w"], 1)
+
+    out.p = np.array([clip_p(i, "p") for i in order])
+    out.p_audio = np.array([clip_p(i, "p_audio") for i in order])
+    out.p_video = np.array([clip_p(i, "p_video") for i in order])
     out.emb = {k: np.stack(v) for k, v in out.emb.items()}  # type: ignore[arg-type]
     return out
 
@@ -376,9 +390,12 @@ def evaluate(
     model: torch.nn.Module | None = None,
     meta: dict[str, Any] | None = None,
     keep_scores: bool = False,
+    aggregation: str = "mean",
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` of the prepared cache ``data``; returns the report.
 
+    ``aggregation``: clip probability from its windows, ``"mean"`` or ``"max"`` (see `score_split`;
+    the threshold is tuned with the same rule).
     ``threshold_from``: "val" (best-accuracy threshold on this cache's val split; falls back
     to the checkpoint's when there is no val split), "checkpoint", or a number.
     ``keep_scores`` adds ``report["scores"]`` (video ids, labels, probabilities) for plots
@@ -421,7 +438,8 @@ def evaluate(
     elif threshold_from == "val":
         val_recs = _select(records, "val") if split != "val" else []
         if val_recs:
-            vs = score_split(model, data, val_recs, batch_size, device, progress, desc="scoring val")
+            vs = score_split(model, data, val_recs, batch_size, device, progress, desc="scoring val",
+                             aggregation=aggregation)
             yv = vs.labels()
             ok = np.isfinite(yv)
             t = M.best_threshold(yv[ok], vs.p[ok])
@@ -437,7 +455,8 @@ def evaluate(
     else:
         raise EvaluationError(f"--threshold-from must be val, checkpoint or a number, got {threshold_from!r}")
 
-    scored = score_split(model, data, test_recs, batch_size, device, progress, desc=f"scoring {split}")
+    scored = score_split(model, data, test_recs, batch_size, device, progress, desc=f"scoring {split}",
+                         aggregation=aggregation)
     if not scored.records:
         raise EvaluationError(f"none of the {len(test_recs)} samples of split {split!r} could be read "
                               f"(first: {scored.failures[0]['reason'] if scored.failures else '?'})")
@@ -459,6 +478,7 @@ def evaluate(
         "cross_dataset": bool(cross),
         "counts": _counts(scored.records),
         "threshold": {"value": float(threshold), "source": thr_source, **({"val": val_info} if val_info else {})},
+        "aggregation": aggregation,
         **rep,
         "failures": scored.failures,
     }

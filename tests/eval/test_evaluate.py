@@ -54,6 +54,21 @@ def test_whole_clip_windows_and_frame_weighted_mean(tiny_cache: Path) -> None:
         assert scored.frame_label_video[i].shape == (r.num_frames,)
 
 
+def test_max_aggregation_takes_the_most_suspicious_window(tiny_cache: Path) -> None:
+    from safetensors.numpy import load_file
+
+    recs = [r for r in load_cache_records(tiny_cache) if r.split == "test"]
+    scored = score_split(StubModel(num_frames=8), tiny_cache, recs, batch_size=3, progress=False, aggregation="max")
+    for i, r in enumerate(scored.records):
+        per_frame = load_file(str(tiny_cache / r.file))["frames"].astype(np.float64).mean(axis=(1, 2, 3)) / 255.0
+        windows = [per_frame[s:s + 8].mean() for s in range(0, r.num_frames, 8)]   # consecutive, last one short
+        np.testing.assert_allclose(scored.p[i], max(windows), rtol=1e-4)
+    rep = evaluate("stub", tiny_cache, model=StubModel(8), progress=False, aggregation="max")
+    assert rep["aggregation"] == "max"
+    with pytest.raises(Exception, match="aggregation"):
+        score_split(StubModel(8), tiny_cache, recs, progress=False, aggregation="median")
+
+
 def test_report_sections_on_stub(tiny_cache: Path) -> None:
     m = StubModel(8)
     rep = evaluate("stub", tiny_cache, model=m, meta={"trained_on": str(tiny_cache)}, progress=False,

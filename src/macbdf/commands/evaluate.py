@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stored threshold, or a number")
     parser.add_argument("--loc-protocol", default="standard", choices=["standard", "lavdf"],
                         help="temporal localisation AP/AR protocol (default standard; lavdf = reference code)")
+    parser.add_argument("--aggregation", default="mean", choices=["mean", "max"],
+                        help="clip probability from its windows: frame-weighted mean (default) or the most "
+                             "suspicious window (catches short fake segments; same as `detect --aggregation`)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (JSON only)")
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate(
             args.checkpoint, args.data, split=args.split, threshold_from=thr, plots_dir=args.plots,
             batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-            localization_protocol=args.loc_protocol,
+            localization_protocol=args.loc_protocol, aggregation=args.aggregation,
         )
     except EvaluationError as e:
         print(f"error: {e}", file=sys.stderr)
