@@ -63,7 +63,7 @@ class DemoConfig:
     num_clips: int = 240
     seed: int = 0
     model: str = "small"
-    steps: int = 200
+    steps: int = 250
     batch_size: int = 16
     lr: float = 1e-3
     balancer: str = "ompareto"
