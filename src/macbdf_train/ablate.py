@@ -319,7 +319,7 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], data_info: dict[str, An
                   planned: Sequence[str]) -> dict[str, Any]:
     from macbdf.checkpoint import atomic_write_text
 
-    head = [f"# MACB-DF ablation grid", "",
+    head = ["# MACB-DF ablation grid", "",
             f"- data: `{data_info['cache']}` ({data_info['n_samples']} samples; "
             + ", ".join(f"{s}: {c['n']} ({c['fake']} fake / {c['real']} real)" for s, c in data_info["splits"].items())
             + ")"]

@@ -70,7 +70,6 @@ def _pick_device(pref: str, local_rank: int) -> torch.device:
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
     """Join the process group torchrun describes (nccl on CUDA, gloo on CPU); single process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = _pick_device(device, local_rank)
     if world <= 1:

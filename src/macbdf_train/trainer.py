@@ -725,7 +725,6 @@ class _Trainer:
             from tqdm.auto import tqdm
 
             pbar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
-        run_loss, run_n = 0.0, 0
         evaluated_at = -1
         try:
             while self.step < self.total_steps:

@@ -122,7 +122,7 @@ def make_background(ident: Identity, size: int, rng: np.random.Generator) -> np.
 
 def _draw_head(canvas: np.ndarray, ident: Identity, size: int, pose: Pose, mouth: float, blink: float) -> None:
     g = canonical_geometry(ident, size)
-    cx, cy, W, H, S = g["cx"], g["cy"], g["W"], g["H"], g["S"]
+    cx, cy, W, H = g["cx"], g["cy"], g["W"], g["H"]
     skin = ident.skin
     hair = ident.hair
     yaw, pitch = float(np.clip(pose.yaw, -1, 1)), float(np.clip(pose.pitch, -1, 1))
