@@ -97,6 +97,15 @@ class ModelConfig:
     lambda_frame: float = 1.0
     lambda_c: float = 0.1
 
+    # temporal audio-visual synchrony (our extension of §3.2.1, models/sync.py; 0 = off, the paper as
+    # printed): per-time-step projections of both encoders into a `sync_dim` space, a per-step
+    # contrastive term (weight `lambda_sync`, temperature `sync_tau`; shifts below `sync_min_shift` steps
+    # are neither positives nor negatives) and window synchrony statistics added to the fused embedding.
+    sync_dim: int = 0
+    lambda_sync: float = 0.5
+    sync_tau: float = 0.1
+    sync_min_shift: int = 2
+
     # optional user-supplied encoder weights (safetensors files); never downloaded
     pretrained_video: str | None = None
     pretrained_audio: str | None = None
@@ -124,6 +133,11 @@ class ModelConfig:
         return self.use_contrastive and self.modality == "av" and (self.use_intra or self.use_cross)
 
     @property
+    def sync_active(self) -> bool:
+        """The synchrony extension runs with both streams and the MACB fusion only (not in the baselines)."""
+        return self.sync_dim > 0 and self.modality == "av" and self.fusion == "macb"
+
+    @property
     def fusion_weights_active(self) -> bool:
         return self.use_fusion_weights and self.modality == "av" and self.fusion == "macb"
 
@@ -138,7 +152,7 @@ class ModelConfig:
                   "queue_size", "k_neg", "cluster_bank_size", "cluster_every", "temp_hidden"):
             if int(getattr(self, k)) < 1:
                 problems.append(f"{k} must be >= 1")
-        for k in ("video_depth", "audio_depth", "ms_depth", "rfmf_depth", "video_stem", "audio_stem"):
+        for k in ("video_depth", "audio_depth", "ms_depth", "rfmf_depth", "video_stem", "audio_stem", "sync_dim"):
             if int(getattr(self, k)) < 0:
                 problems.append(f"{k} must be >= 0")
         if self.video_stem and (self.video_stem_layers < 1 or self.patch_size % (2 ** self.video_stem_layers)):
@@ -161,6 +175,8 @@ class ModelConfig:
             problems.append("cluster_beta and fusion_gamma must lie in [0, 1]")
         if any(k < 2 for k in self.cluster_k_choices) or not self.cluster_k_choices:
             problems.append("cluster_k_choices must be non-empty with every K >= 2")
+        if self.sync_dim and not (self.sync_tau > 0 and self.sync_min_shift >= 1 and self.lambda_sync >= 0):
+            problems.append("sync needs sync_tau > 0, sync_min_shift >= 1 and lambda_sync >= 0")
         if not self.fusion_eps > 0:
             problems.append("fusion_eps must be > 0")
         if not (0.0 <= self.cov_shrinkage <= 1.0):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from macbdf.models.config import ModelConfig
 from macbdf.models.contrastive import AdaptiveTemperature, contrast_keys, cross_modal_loss, sample_ids, supcon_loss
+from macbdf.models.sync import sync_loss
 
 LOSS_KEYS = ("multimodal", "unimodal_audio", "unimodal_video", "frame_audio", "frame_video", "contrastive")
 
@@ -133,6 +134,12 @@ class MACBCriterion(nn.Module):
                 losses[f"log_{k}"] = v
         else:
             losses["contrastive"] = zero
+        if cfg.sync_active and "sync_sim" in out:
+            vl, al = batch["video_label"], batch["audio_label"]
+            authentic = (vl >= 0) & (vl < 0.5) & (al >= 0) & (al < 0.5)
+            losses["sync"] = sync_loss(out["sync_sim"], out["sync_valid"].bool(), authentic, cfg.sync_tau,
+                                       cfg.margin, cfg.sync_min_shift)
+            losses["log_sync_diag"] = out["sync_features"][:, 0].detach().float().mean()
         w = out.get("fusion_weights")
         if w is not None:
             losses["log_w_video"] = w[:, 0].detach().float().mean()
@@ -140,8 +147,12 @@ class MACBCriterion(nn.Module):
         return losses
 
     def total(self, losses: dict[str, Tensor]) -> Tensor:
-        """multimodal + unimodal_audio + unimodal_video + lambda_frame*(frame_a + frame_v) + lambda_c*contrastive."""
+        """multimodal + unimodal_audio + unimodal_video + lambda_frame*(frame_a + frame_v) + lambda_c*contrastive
+        (+ lambda_sync*sync with the synchrony extension)."""
         cfg = self.config
-        return (losses["multimodal"] + losses["unimodal_audio"] + losses["unimodal_video"]
-                + cfg.lambda_frame * (losses["frame_audio"] + losses["frame_video"])
-                + cfg.lambda_c * losses["contrastive"])
+        total = (losses["multimodal"] + losses["unimodal_audio"] + losses["unimodal_video"]
+                 + cfg.lambda_frame * (losses["frame_audio"] + losses["frame_video"])
+                 + cfg.lambda_c * losses["contrastive"])
+        if "sync" in losses:
+            total = total + cfg.lambda_sync * losses["sync"]
+        return total

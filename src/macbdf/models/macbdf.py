@@ -37,6 +37,7 @@ from macbdf.models.encoders import AudioEncoder, VideoEncoder, load_pretrained
 from macbdf.models.fusion import RFMF, FusionWeights
 from macbdf.models.heads import FrameHead, ProgressiveHead
 from macbdf.models.multiscale import FusionModulation, MultiScaleBlock, fuse_weighted, pool_to_time
+from macbdf.models.sync import NUM_SYNC_FEATURES, SyncAudioNet, SyncVideoNet, sync_features, sync_similarity
 
 OUTPUT_KEYS = ("logit", "audio_logit", "video_logit", "frame_logit_audio", "frame_logit_video", "emb_fused",
                "emb_audio", "emb_video", "z_audio", "z_video", "fusion_weights")
@@ -115,6 +116,13 @@ class MACBDF(nn.Module):
         else:
             self.rfmf = None
             self.concat_proj = nn.Sequential(nn.Linear(n_streams * c, c), nn.LayerNorm(c))
+        # temporal synchrony extension (models/sync.py): per-step projections + window statistics -> fused
+        if cfg.sync_active:
+            self.sync_video = SyncVideoNet(cfg.sync_dim)
+            self.sync_audio = SyncAudioNet(cfg.preprocess.mel_per_frame, cfg.preprocess.n_mels, cfg.sync_dim)
+            self.sync_embed = nn.Linear(NUM_SYNC_FEATURES, c)
+        else:
+            self.sync_video = self.sync_audio = self.sync_embed = None
         self.head = ProgressiveHead(c, cfg.head_widths, cfg.drop_head)
         self.frame_head_video = FrameHead(c, cfg.tubelet) if cfg.uses_video else None
         self.frame_head_audio = FrameHead(c, cfg.tubelet) if cfg.uses_audio else None
@@ -244,6 +252,12 @@ class MACBDF(nn.Module):
         valid = next(iter(streams.values()))["valid"]
 
         out: dict[str, Tensor] = {}
+        if self.sync_embed is not None:
+            # one unit vector per video frame from each modality's own small front end
+            s = sync_similarity(self.sync_audio(batch["audio"].to(dtype), t), self.sync_video(batch["video"].to(dtype)))
+            out["sync_sim"] = s                                                          # (B, T, T)
+            out["sync_valid"] = mask
+            out["sync_features"] = sync_features(s, mask, cfg.sync_min_shift)              # (B, 4)
         for name, st in streams.items():
             emb = masked_time_mean(pool_to_time(st["map"]), valid)
             out[f"emb_{name}"] = emb
@@ -287,6 +301,8 @@ class MACBDF(nn.Module):
             fused = self.rfmf(toks, ids)
         else:
             fused = self.concat_proj(torch.cat(layer_tokens[-1], dim=-1))
+        if self.sync_embed is not None:
+            fused = fused + self.sync_embed(out["sync_features"].to(fused.dtype))
         out["emb_fused"] = fused
         out["logit"] = self.head(fused)
         for name, st in streams.items():

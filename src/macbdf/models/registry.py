@@ -99,6 +99,10 @@ register_model_config(
         # No dropout in the classifier: the demo budget (~250 CPU steps) leaves every model underfitting
         # (RESULTS.md, demo_learnability), where dropout only slows fitting (measured 74.1 vs 70.6 test AUC).
         drop_head=0.0,
+        # Temporal audio-visual synchrony (our extension, models/sync.py): without it no run learnt the
+        # fakes that show only as a lip/speech mismatch (audio swap, lip-sync without visual trace,
+        # the inserted stretch of a splice); see RESULTS.md, sync.
+        sync_dim=32,
     ),
 )
 register_model_config(

@@ -1,0 +1,139 @@
+"""The temporal synchrony extension (models/sync.py) against explicit loops, and its wiring in the model."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from macbdf.models.losses import MACBCriterion
+from macbdf.models.registry import create_model
+from macbdf.models.sync import SyncAudioNet, SyncVideoNet, shift_mask, sync_features, sync_loss, sync_similarity
+
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
+
+
+def _rand_s(b, t, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = F.normalize(torch.randn(b, t, 6, generator=g), dim=-1)
+    v = F.normalize(torch.randn(b, t, 6, generator=g), dim=-1)
+    return a, v, sync_similarity(a, v)
+
+
+def test_similarity_is_the_cosine_of_each_step_pair():
+    a, v, s = _rand_s(2, 5, 0)
+    for b in range(2):
+        for t in range(5):
+            for u in range(5):
+                assert math.isclose(float(s[b, t, u]), float(a[b, t] @ v[b, u]), abs_tol=1e-6)
+
+
+def test_shift_mask_excludes_near_steps_and_padding():
+    valid = torch.tensor([[True, True, True, True, False]])
+    m = shift_mask(valid, 2)[0].numpy()
+    for t in range(5):
+        for u in range(5):
+            assert m[t, u] == (abs(t - u) >= 2 and t < 4 and u < 4)
+
+
+def test_features_match_a_loop():
+    _, _, s = _rand_s(3, 6, 1)
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    valid[1, 4:] = False
+    got = sync_features(s, valid, min_shift=2).numpy()
+    for b in range(3):
+        sb, vb = s[b].numpy(), valid[b].numpy()
+        steps = [t for t in range(6) if vb[t]]
+        diag = [sb[t, t] for t in steps]
+        mr, mc = [], []
+        for t in steps:
+            far = [u for u in steps if abs(u - t) >= 2]
+            mr.append(sb[t, t] - max(sb[t, u] for u in far) if far else 0.0)
+            mc.append(sb[t, t] - max(sb[u, t] for u in far) if far else 0.0)
+        want = [np.mean(diag), np.min(diag), np.mean(mr), np.mean(mc)]
+        np.testing.assert_allclose(got[b], want, atol=1e-5)
+
+
+def test_loss_matches_a_loop_and_skips_forged_windows():
+    _, _, s = _rand_s(3, 5, 2)
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid[0, 4] = False
+    authentic = torch.tensor([True, False, True])
+    tau, m = 0.1, 0.2
+    got = float(sync_loss(s, valid, authentic, tau, m, min_shift=2))
+    terms = {"row": [], "col": []}
+    for b in (0, 2):
+        sb = s[b].numpy().astype(np.float64)
+        steps = [t for t in range(5) if valid[b, t]]
+        for t in steps:
+            far = [u for u in steps if abs(u - t) >= 2]
+            if not far:
+                continue
+            for key, mat in (("row", sb), ("col", sb.T)):
+                logits = [mat[t, t] / tau] + [(mat[t, u] - m) / tau for u in far]
+                terms[key].append(np.log(np.sum(np.exp(logits))) - mat[t, t] / tau)
+    want = 0.5 * (np.mean(terms["row"]) + np.mean(terms["col"]))
+    assert math.isclose(got, want, rel_tol=1e-5)
+
+
+def test_loss_is_zero_without_authentic_windows_and_prefers_synchrony():
+    _, _, s = _rand_s(2, 6, 3)
+    s = s.clone().requires_grad_(True)
+    none = sync_loss(s, torch.ones(2, 6, dtype=torch.bool), torch.tensor([False, False]), 0.1, 0.1)
+    assert float(none) == 0.0
+    none.backward()   # keeps the graph
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    sync = sync_loss(torch.eye(6)[None], valid, torch.tensor([True]), 0.1, 0.1)
+    shifted = sync_loss(torch.roll(torch.eye(6), 3, dims=1)[None], valid, torch.tensor([True]), 0.1, 0.1)
+    assert float(sync) < 0.01 < float(shifted)
+
+
+def test_front_ends_give_one_unit_vector_per_frame_at_any_face_size():
+    v = SyncVideoNet(8)
+    for size in (64, 96, 112):
+        z = v(torch.rand(2, 5, 3, size, size))
+        assert z.shape == (2, 5, 8)
+        torch.testing.assert_close(z.norm(dim=-1), torch.ones(2, 5))
+    a = SyncAudioNet(mel_per_frame=4, n_mels=16, out_dim=8)
+    z = a(torch.randn(2, 20, 16), 5)
+    assert z.shape == (2, 5, 8)
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(2, 5))
+    assert a(torch.randn(2, 13, 16), 5).shape == (2, 5, 8)      # a short track is padded, not an error
+
+
+def test_audio_front_end_is_causal_per_frame_block():
+    """Frame t's vector depends on the log-mel frames under frames t-1..t+1 only (kernel 3, two convs: t-2..t+2)."""
+    a = SyncAudioNet(mel_per_frame=4, n_mels=8, out_dim=4).eval()
+    x = torch.randn(1, 40, 8)
+    y = x.clone()
+    y[0, 36:] += 5.0                      # change the last video frame's mel frames only
+    d = (a(x, 10) - a(y, 10)).abs().sum(-1)[0]
+    assert float(d[:7].max()) == 0.0 and float(d[9]) > 0
+
+
+def test_model_with_sync_trains_every_parameter_and_reports_the_loss():
+    m = create_model("tiny", sync_dim=8)
+    crit = MACBCriterion(m.config)
+    batch = m.dummy_batch(batch_size=4)
+    out = m(batch)
+    t_tok = out["sync_sim"].shape[1]
+    assert out["sync_sim"].shape == (4, t_tok, t_tok) and out["sync_features"].shape == (4, 4)
+    losses = crit(out, batch)
+    assert "sync" in losses and float(losses["sync"]) > 0
+    base = crit.total({k: v for k, v in losses.items() if k != "sync"})
+    torch.testing.assert_close(crit.total(losses), base + m.config.lambda_sync * losses["sync"])
+    crit.total(losses).backward()
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize("override", [{"fusion": "concat"}, {"modality": "audio"}, {"modality": "video"}, {}])
+def test_baselines_and_the_paper_configs_have_no_sync(override):
+    m = create_model("tiny", **override) if override.get("fusion") or override.get("modality") else create_model("base")
+    if override:
+        m = create_model("tiny", sync_dim=8, **override)
+    assert m.sync_embed is None and not any(n.startswith("sync_") for n, _ in m.named_parameters())
+    if override:
+        out = m(m.dummy_batch(batch_size=2))
+        assert "sync_sim" not in out
