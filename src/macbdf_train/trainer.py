@@ -56,6 +56,22 @@ __all__ = ["TrainConfig", "TrainError", "train", "parse_overrides", "lr_factor"]
 PRECISIONS = ("fp32", "bf16", "fp16")
 BALANCERS = ("ompareto", "sum")
 PARETO_UNIMODAL = ("sample+frame", "sample")
+BALANCE_MODES = ("none", "label")
+
+
+def balanced_index(labels: "np.ndarray | list[float]") -> list[int]:
+    """Dataset indices of one class-balanced epoch: every sample once, authentic ones (label 0)
+    repeated so that they are about as frequent as the fakes (label 1); unknown labels count once.
+
+    Example:
+        >>> balanced_index([0, 1, 1, 1, 1, 1, 1])
+        [0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0]
+    """
+    labels = [float(x) for x in labels]
+    real = [i for i, y in enumerate(labels) if y == 0.0]
+    n_fake = sum(1 for y in labels if y == 1.0)
+    reps = max(1, round(n_fake / len(real))) if real else 1
+    return list(range(len(labels))) + real * (reps - 1)
 STATE_VERSION = 1
 
 
@@ -104,6 +120,9 @@ class TrainConfig:
     deterministic: bool | None = None  # None: on for CPU, off (cudnn.benchmark) on GPU
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
     ddp_find_unused: bool | None = None  # None: probe for parameters no loss reaches, freeze them
+    # "label": each epoch repeats the authentic training samples so that real and fake are about equally
+    # frequent (an epoch gets longer); "none": every sample once per epoch.
+    balance: str = "none"
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -111,6 +130,8 @@ class TrainConfig:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.balancer not in BALANCERS:
             problems.append(f"--balancer must be one of {', '.join(BALANCERS)}")
+        if self.balance not in BALANCE_MODES:
+            problems.append(f"--balance must be one of {', '.join(BALANCE_MODES)}")
         if self.pareto_unimodal not in PARETO_UNIMODAL:
             problems.append(f"--pareto-unimodal must be one of {', '.join(PARETO_UNIMODAL)}")
         for k in ("batch_size", "log_every"):
@@ -419,7 +440,8 @@ class _Trainer:
             )
         self.optimizer = torch.optim.AdamW(_param_groups([self.model, self.criterion], cfg.weight_decay), lr=cfg.lr,
                                            betas=(0.9, 0.999))
-        self.batches_per_epoch = len(D.shard_epoch(n_train, cfg.batch_size, 0, cfg.seed, self.info.rank,
+        self.epoch_index = balanced_index(self.train_ds.labels()) if cfg.balance == "label" else list(range(n_train))
+        self.batches_per_epoch = len(D.shard_epoch(len(self.epoch_index), cfg.batch_size, 0, cfg.seed, self.info.rank,
                                                    self.info.world_size))
         if cfg.steps is not None:
             self.total_steps = int(cfg.steps)
@@ -680,8 +702,9 @@ class _Trainer:
     # ------------------------------------------------------------------ main loop
     def _epoch_loader(self, epoch: int, start: int) -> Iterator[dict[str, Any]]:
         cfg = self.cfg
-        batches = D.shard_epoch(len(self.train_ds), cfg.batch_size, epoch, cfg.seed, self.info.rank,
+        batches = D.shard_epoch(len(self.epoch_index), cfg.batch_size, epoch, cfg.seed, self.info.rank,
                                 self.info.world_size)[start:]
+        batches = [[self.epoch_index[i] for i in b] for b in batches]
         loader = torch.utils.data.DataLoader(
             _SeededItems(self.train_ds, cfg.seed, epoch), batch_sampler=batches, num_workers=cfg.workers,
             collate_fn=self.collate, pin_memory=self.device.type == "cuda",

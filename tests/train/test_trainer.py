@@ -231,3 +231,31 @@ def test_pareto_sample_only_variant(tiny_cache: Path, tmp_path: Path) -> None:
     assert all("pareto/video/cos" in r and math.isfinite(r["pareto/video/cos"]) for r in tr)
     with pytest.raises(Exception, match="pareto-unimodal"):
         TrainConfig(data="d", out="o", pareto_unimodal="frames").validate()
+
+
+def test_balanced_epochs_repeat_the_authentic_samples(tiny_cache: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import macbdf_train.trainer as T
+    from macbdf.data.dataset import CacheDataset
+
+    assert T.balanced_index([0, 1, 1, 1, -1, 1]) == [0, 1, 2, 3, 4, 5, 0, 0, 0]
+    assert T.balanced_index([1, 1]) == [0, 1] and T.balanced_index([0, 0, 1]) == [0, 1, 2]
+    with pytest.raises(Exception, match="balance"):
+        TrainConfig(data="d", out="o", balance="yes").validate()
+    labels = CacheDataset(tiny_cache, split="train").labels()
+    seen: list[int] = []
+    real_loader = T._Trainer._epoch_loader
+
+    def spy(self: Any, epoch: int, start: int) -> Any:
+        seen.extend(self.epoch_index)
+        return real_loader(self, epoch, start)
+
+    monkeypatch.setattr(T._Trainer, "_epoch_loader", spy)
+    s = train(_cfg(tiny_cache, tmp_path / "bal", steps=2, eval_every=2, save_every=0, balance="label"))
+    assert s["steps"] == 2 and seen
+    idx = seen[: len(T.balanced_index(labels))]
+    n_real = sum(1 for i in idx if labels[i] == 0)
+    n_fake = sum(1 for i in idx if labels[i] == 1)
+    assert sorted(set(idx)) == list(range(len(labels)))            # every sample still seen
+    assert n_real > sum(1 for y in labels if y == 0)                # authentic ones repeated
+    assert abs(n_real - n_fake) <= max(1, n_fake // 2)              # about balanced

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OM-Pareto's unimodal objectives per encoder: the unimodal sample losses of Eq. 19 "
                              "(default: those heads read only their own encoder; the frame heads read the fused "
                              "multi-scale maps, so their losses count as multimodal) or sample + frame losses")
+    parser.add_argument("--balance", choices=("none", "label"), default="none",
+                        help="label: repeat the authentic training samples in every epoch so that real and fake "
+                             "windows are about equally frequent (default none: each sample once per epoch)")
     parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps; 0 = every epoch (default)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = every epoch (default)")
     parser.add_argument("--log-every", type=int, default=10, help="write a train record every N steps (default 10)")
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             data=args.data, out=args.out, model=args.model, resume=args.resume, epochs=args.epochs,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup=args.warmup, clip_grad=args.clip_grad, precision=args.precision, balancer=args.balancer,
-            lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal,
+            lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal, balance=args.balance,
             eval_every=args.eval_every, save_every=args.save_every,
             log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
             train_split=args.train_split, val_split=args.val_split, overrides=parse_overrides(args.overrides),
