@@ -71,6 +71,19 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert "synth: done earlier" in err and "prepare: done earlier" in err
     assert "train:macbdf: settings changed" in err
     assert json.loads((out / "runs" / "macbdf" / "train_config.json").read_text())["steps"] == 5
+    # two models trained at the same time, one process each (1 thread each on this machine)
+    assert main(["demo", "--out", str(out), "--quick", "--steps", "3", "--models", "macbdf,audio_only",
+                 "--parallel", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "in 2 parallel processes" in err and "train:audio_only: settings changed" in err
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["train_parallel_wall_s"] > 0 and set(rep["models"]) == {"macbdf", "audio_only"}
+    assert all(m["auc"] is not None or m["acc"] is not None for m in rep["models"].values())
+    for name in ("macbdf", "audio_only"):
+        tc = json.loads((out / "runs" / name / "train_config.json").read_text())
+        assert tc["steps"] == 3 and (out / "runs" / name / "model.safetensors").is_file()
+    assert main(["demo", "--out", str(out), "--quick", "--steps", "3", "--models", "macbdf", "--parallel", "1"]) == 0
+    assert "train:macbdf: done earlier" in capsys.readouterr().err   # same settings: the parallel run counts
     # a folder of someone else's files is refused
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model config of the full model and the baselines (default small; quick tiny)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
     parser.add_argument("--workers", type=int, help="worker processes for synth and prepare (default 2)")
+    parser.add_argument("--parallel", type=int,
+                        help="models trained at the same time, one process each, CPUs split between them "
+                             "(default min(2, CPUs); 1 = one after the other; quick 1)")
     parser.add_argument("--device", default="cpu", help="torch device for training/evaluation (default cpu; `auto` picks cuda)")
     parser.add_argument("--models", metavar="A,B,...",
                         help="subset of macbdf,audio_only,video_only,concat (default all four)")
@@ -50,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from macbdf_train.demo import MODELS, DemoConfig, DemoError, format_demo_report, run_demo
 
     kw = {k: v for k, v in (("num_clips", args.num_clips), ("steps", args.steps), ("batch_size", args.batch_size),
-                             ("model", args.model), ("workers", args.workers)) if v is not None}
-    for k in ("num_clips", "steps", "batch_size", "workers"):
+                             ("model", args.model), ("workers", args.workers), ("parallel", args.parallel))
+          if v is not None}
+    for k in ("num_clips", "steps", "batch_size", "workers", "parallel"):
         if k in kw and kw[k] < 1:
             print(f"error: --{k.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2

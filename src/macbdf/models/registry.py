@@ -103,6 +103,9 @@ register_model_config(
         # fakes that show only as a lip/speech mismatch (audio swap, lip-sync without visual trace,
         # the inserted stretch of a splice); see RESULTS.md, sync.
         sync_dim=32,
+        # Audio tokens from a conv-BN stem too: vocoder and channel traces are fine spectral detail
+        # that per-token LayerNorms divide out, as with video (RESULTS.md, "## sync").
+        audio_stem=32,
     ),
 )
 register_model_config(
