@@ -34,7 +34,7 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumed when it holds an earlier demo)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (tiny model, few clips and steps)")
-    parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 240; quick 16)")
+    parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 320 from 80 identities; quick 16)")
     parser.add_argument("--steps", type=int, help="training steps per model (default 250; quick 4)")
     parser.add_argument("--batch-size", type=int, help="training batch size (default 16; quick 4)")
     parser.add_argument("--model", help="model config of the full model and the baselines (default small; quick tiny)")
@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=int,
                         help="models trained at the same time, one process each, CPUs split between them "
                              "(default min(2, CPUs); 1 = one after the other; quick 1)")
+    parser.add_argument("--checkpoint", choices=("final", "best"), default="final",
+                        help="weights to evaluate and ship: the end of training (default) or the best validation AUC")
     parser.add_argument("--device", default="cpu", help="torch device for training/evaluation (default cpu; `auto` picks cuda)")
     parser.add_argument("--models", metavar="A,B,...",
                         help="subset of macbdf,audio_only,video_only,concat (default all four)")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --models takes names from {', '.join(MODELS)}; got {args.models!r}", file=sys.stderr)
             return 2
         kw["models"] = models
-    kw.update(seed=args.seed, device=args.device, progress=not args.json)
+    kw.update(seed=args.seed, device=args.device, checkpoint=args.checkpoint, progress=not args.json)
     cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig(out=args.out, **kw)
     try:
         report = run_demo(cfg)
