@@ -10,6 +10,7 @@ wo_LC          ``use_contrastive=False``                         Table 2 "w/o L_
 wo_intra       ``use_intra=False`` (no L_aa, L_vv)               Table 2 "w/o L_intra"
 wo_cross       ``use_cross=False`` (no L_av, L_va)               Table 2 "w/o L_cross"
 wo_w           ``use_fusion_weights=False`` (fixed 0.5/0.5)      Table 2 "w/o w"
+wo_sync        ``sync_dim=0`` (our synchrony extension off)      - (not in the paper)
 depth_K        ``ms_depth=K`` for K in 0, 2, 4, 6, 8             Fig. 5
 pareto_off     plain summed loss instead of OM-Pareto            Fig. 6-7
 audio_only     ``modality="audio"``                              unimodal baseline
@@ -53,6 +54,7 @@ CELLS: dict[str, dict[str, Any]] = {
     "wo_intra": {"desc": "w/o L_intra (no L_aa, L_vv)", "model": {"use_intra": False}, "train": {}},
     "wo_cross": {"desc": "w/o L_cross (no L_av, L_va)", "model": {"use_cross": False}, "train": {}},
     "wo_w": {"desc": "w/o w (fixed fusion weights)", "model": {"use_fusion_weights": False}, "train": {}},
+    "wo_sync": {"desc": "w/o temporal sync (our extension off)", "model": {"sync_dim": 0}, "train": {}},
     **{f"depth_{k}": {"desc": f"multi-scale depth {k}", "model": {"ms_depth": k}, "train": {}} for k in (0, 2, 4, 6, 8)},
     "pareto_off": {"desc": "plain summed loss (no OM-Pareto)", "model": {}, "train": {"balancer": "sum"}},
     "audio_only": {"desc": "audio-only baseline", "model": {"modality": "audio"}, "train": {}},
@@ -218,8 +220,11 @@ def run_grid(
     progress: bool = True,
     extra_train: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+    checkpoint: str = "best",
 ) -> dict[str, Any]:
     """Run (or resume) the grid and write ``ablation.md``/``ablation.csv``; returns the table.
+
+    ``checkpoint``: evaluate each cell's ``"best"`` validation checkpoint or its ``"final"`` weights.
 
     Raises `AblationError` on unusable inputs; a cell that fails is recorded with its reason
     and the grid goes on.
@@ -237,8 +242,10 @@ def run_grid(
         raise AblationError(f"the cache needs train and test splits, has: {', '.join(data_info['splits']) or 'none'}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if checkpoint not in ("best", "final"):
+        raise AblationError(f"checkpoint must be 'best' or 'final', got {checkpoint!r}")
     settings = {"model": model, "steps": steps, "epochs": epochs, "batch_size": batch_size, "seed": seed,
-                "balancer": balancer, **(extra_train or {})}
+                "balancer": balancer, **(extra_train or {}), **({"checkpoint": "final"} if checkpoint == "final" else {})}
     rows: list[dict[str, Any]] = []
     done_keys: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(names):
@@ -277,7 +284,7 @@ def run_grid(
                                     batch_size=batch_size, seed=seed, device=device,
                                     **train_over, **(extra_train or {}))
                 train_s = float(summary.get("train_s", time.perf_counter() - t0))
-                ck = best_checkpoint(run_dir)
+                ck = best_checkpoint(run_dir, prefer=checkpoint)
                 rep = evaluate(ck, data, split="test", threshold_from="val", device=device, progress=progress)
                 rep["cell_key"] = key
                 rep["train_s"] = train_s

@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed shared by every cell (default 0)")
     parser.add_argument("--balancer", default="ompareto", choices=["ompareto", "sum"],
                         help="gradient balancer of every cell except pareto_off (default ompareto)")
+    parser.add_argument("--lr", type=float, help="peak learning rate of every cell (trainer default if omitted)")
+    parser.add_argument("--warmup", type=float, help="warm-up fraction (< 1) or steps of every cell (trainer default)")
+    parser.add_argument("--checkpoint", choices=("best", "final"), default="best",
+                        help="evaluate each cell's best-validation checkpoint (default) or its final weights")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
     parser.add_argument("--list", action="store_true", help="list the cells and exit")
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = run_grid(args.data, args.out, grid=args.grid, cells=cells, model=args.model, steps=args.steps,
                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balancer=args.balancer,
-                         device=args.device, progress=not args.json)
+                         device=args.device, progress=not args.json, checkpoint=args.checkpoint,
+                         extra_train={k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None})
     except (AblationError, EvaluationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
