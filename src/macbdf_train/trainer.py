@@ -469,6 +469,7 @@ class _Trainer:
         self.batch_in_epoch = 0
         self.best_auc: float | None = None
         self.best_step: int | None = None
+        self.best_bce: float | None = None   # tie-break: on a small val split the AUC saturates at 1.0 early
         self.threshold = 0.5
         self.bad_steps = 0
         self.skipped = 0
@@ -532,6 +533,7 @@ class _Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "best_auc": self.best_auc,
             "best_step": self.best_step,
+            "best_bce": self.best_bce,
             "threshold": self.threshold,
             "bad_steps": self.bad_steps,
             "skipped": self.skipped,
@@ -557,6 +559,7 @@ class _Trainer:
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.epoch, self.batch_in_epoch = int(st["step"]), int(st["epoch"]), int(st["batch_in_epoch"])
         self.best_auc, self.best_step = st.get("best_auc"), st.get("best_step")
+        self.best_bce = st.get("best_bce")
         self.threshold = float(st.get("threshold", 0.5))
         self.bad_steps, self.skipped = int(st.get("bad_steps", 0)), int(st.get("skipped", 0))
         self.last_val = st.get("last_val")
@@ -691,8 +694,14 @@ class _Trainer:
         rec = {"kind": "val", "step": self.step, "epoch": self.epoch, **vm, "val/time_s": time.perf_counter() - t0}
         self.logger.log(rec)
         auc = vm["val/auc"]
-        if math.isfinite(auc) and (self.best_auc is None or auc > self.best_auc):
-            self.best_auc, self.best_step = auc, self.step
+        bce = vm.get("val/bce")
+        bce = float(bce) if bce is not None and math.isfinite(float(bce)) else None
+        # equal AUC (e.g. 1.0 on a few dozen clips): the lower validation BCE wins, so `best/` is not
+        # simply the first checkpoint that happened to rank the small val split perfectly
+        tie_better = (self.best_auc is not None and auc == self.best_auc and bce is not None
+                      and (self.best_bce is None or bce < self.best_bce))
+        if math.isfinite(auc) and (self.best_auc is None or auc > self.best_auc or tie_better):
+            self.best_auc, self.best_step, self.best_bce = auc, self.step, bce
             if self.info.is_main:
                 save_model(self.model, self.run_dir / "best", extra=self._meta_extra())
             D.barrier()

@@ -259,3 +259,20 @@ def test_balanced_epochs_repeat_the_authentic_samples(tiny_cache: Path, tmp_path
     assert sorted(set(idx)) == list(range(len(labels)))            # every sample still seen
     assert n_real > sum(1 for y in labels if y == 0)                # authentic ones repeated
     assert abs(n_real - n_fake) <= max(1, n_fake // 2)              # about balanced
+
+
+def test_best_checkpoint_ties_go_to_the_lower_val_loss(tiny_cache: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import macbdf_train.trainer as T
+
+    script = iter([(0.9, 0.6), (1.0, 0.5), (1.0, 0.3), (1.0, 0.4), (0.95, 0.1)])
+
+    def fake_eval(self: Any) -> dict[str, float]:
+        auc, bce = next(script)
+        return {"val/auc": auc, "val/bce": bce, "val/threshold": 0.5, "val/acc": 0.5, "val/n": 4}
+
+    monkeypatch.setattr(T._Trainer, "_evaluate", fake_eval)
+    run = tmp_path / "ties"
+    s = train(_cfg(tiny_cache, run, steps=5, eval_every=1, save_every=0))
+    assert s["best_step"] == 3 and s["best_val_auc"] == 1.0          # the second 1.0, with the lower BCE
+    assert json.loads((run / "best" / "config.json").read_text())["step"] == 3
