@@ -73,6 +73,10 @@ class DemoConfig:
     # (RESULTS.md, "## sync").
     lr: float = 3e-3
     warmup: float = 0.2
+    # The video encoder at a third of that lr: at 2e-3-3e-3 its conv stem sometimes stopped learning
+    # in the first ~50 steps (its gradient vanished, the video head stayed at chance; 4 of ~12 runs,
+    # baselines included); at 1e-3 it never did (RESULTS.md, "## sync").
+    lr_scales: dict[str, float] = field(default_factory=lambda: {"video_encoder": 0.33})
     # Which weights are evaluated, copied to DIR/checkpoint and used for detection: "final" (the end
     # of the cosine schedule) or "best" (best validation AUC). With 24-32 validation clips the AUC
     # saturates at 1.0 early and picks an under-trained checkpoint: the final weights were as good or
@@ -280,7 +284,8 @@ def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dic
     from macbdf_train.ablate import train_run
 
     summary = train_run(cache_dir, run_dir, cfg.model, overrides, steps=cfg.steps, batch_size=cfg.batch_size,
-                        lr=cfg.lr, warmup=cfg.warmup, seed=cfg.seed, balancer=cfg.balancer, device=cfg.device,
+                        lr=cfg.lr, warmup=cfg.warmup, lr_scales=dict(cfg.lr_scales), seed=cfg.seed,
+                        balancer=cfg.balancer, device=cfg.device,
                         progress=cfg.progress if progress is None else progress)
     keep = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
     keep["final_val"] = summary.get("final_val")
@@ -597,7 +602,7 @@ def _check_out_dir(out: Path) -> None:
 
 # Settings each stage depends on: changing a training setting retrains but keeps the data.
 _DATA_KEYS = ("num_clips", "seed", "synth_opts", "prepare_args", "quick")
-_TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "warmup", "balancer")
+_TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer")
 
 
 def _key(cfg: DemoConfig, keys: tuple[str, ...]) -> str:
@@ -611,7 +616,8 @@ def _same_run(run_dir: Path, cfg: DemoConfig) -> bool:
         tc = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return all(tc.get(k) == getattr(cfg, k) for k in ("model", "steps", "batch_size", "lr", "warmup", "balancer", "seed"))
+    keys = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer", "seed")
+    return all(tc.get(k) == getattr(cfg, k) for k in keys)
 
 
 def _rmtree(p: Path) -> None:

@@ -123,6 +123,9 @@ class TrainConfig:
     # "label": each epoch repeats the authentic training samples so that real and fake are about equally
     # frequent (an epoch gets longer); "none": every sample once per epoch.
     balance: str = "none"
+    # Learning-rate multipliers for parameter groups by module-name prefix, e.g. {"video_encoder": 0.33}
+    # (the prefix is matched against model parameter names; the criterion's parameters keep 1.0).
+    lr_scales: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -130,6 +133,8 @@ class TrainConfig:
             problems.append(f"--precision must be one of {', '.join(PRECISIONS)}")
         if self.balancer not in BALANCERS:
             problems.append(f"--balancer must be one of {', '.join(BALANCERS)}")
+        if any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_scales.values()):
+            problems.append("--lr-scale multipliers must be > 0")
         if self.balance not in BALANCE_MODES:
             problems.append(f"--balance must be one of {', '.join(BALANCE_MODES)}")
         if self.pareto_unimodal not in PARETO_UNIMODAL:
@@ -278,16 +283,24 @@ def _finite_or_none(x: Any) -> Any:
     return x
 
 
-def _param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
-    # No decay on biases, norms, scales and other vectors (standard AdamW practice).
-    decay, no_decay, seen = [], [], set()
-    for m in modules:
-        for p in m.parameters():
+def _param_groups(modules: list[nn.Module], weight_decay: float, lr: float = 1e-3,
+                  lr_scales: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """AdamW groups: no decay on biases, norms, scales and other vectors (standard practice); parameters
+    of the first module whose name starts with a key of ``lr_scales`` get ``lr * scale``."""
+    scales = dict(lr_scales or {})
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    seen: set[int] = set()
+    for k, m in enumerate(modules):
+        for name, p in m.named_parameters():
             if not p.requires_grad or id(p) in seen:
                 continue
             seen.add(id(p))
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            scale = next((v for pre, v in scales.items() if k == 0 and name.startswith(pre)), 1.0)
+            groups.setdefault((p.ndim >= 2, float(scale)), []).append(p)
+    out = []
+    for (is_matrix, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
+        out.append({"params": params, "weight_decay": weight_decay if is_matrix else 0.0, "lr": lr * scale})
+    return out
 
 
 class _Logger:
@@ -438,7 +451,8 @@ class _Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self._ddp_find_unused(),
             )
-        self.optimizer = torch.optim.AdamW(_param_groups([self.model, self.criterion], cfg.weight_decay), lr=cfg.lr,
+        self.optimizer = torch.optim.AdamW(_param_groups([self.model, self.criterion], cfg.weight_decay, cfg.lr,
+                                                         cfg.lr_scales), lr=cfg.lr,
                                            betas=(0.9, 0.999))
         self.epoch_index = balanced_index(self.train_ds.labels()) if cfg.balance == "label" else list(range(n_train))
         self.batches_per_epoch = len(D.shard_epoch(len(self.epoch_index), cfg.batch_size, 0, cfg.seed, self.info.rank,

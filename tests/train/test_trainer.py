@@ -276,3 +276,24 @@ def test_best_checkpoint_ties_go_to_the_lower_val_loss(tiny_cache: Path, tmp_pat
     s = train(_cfg(tiny_cache, run, steps=5, eval_every=1, save_every=0))
     assert s["best_step"] == 3 and s["best_val_auc"] == 1.0          # the second 1.0, with the lower BCE
     assert json.loads((run / "best" / "config.json").read_text())["step"] == 3
+
+
+def test_lr_scales_give_a_module_its_own_learning_rate(tiny_cache: Path, tmp_path: Path) -> None:
+    import macbdf_train.trainer as T
+    from macbdf.models.registry import create_model
+
+    m = create_model("tiny")
+    groups = T._param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encoder": 0.25})
+    video = {id(p) for p in m.video_encoder.parameters()}
+    for g in groups:
+        inside = [id(p) in video for p in g["params"]]
+        assert all(inside) or not any(inside)
+        assert g["lr"] == pytest.approx(2.5e-4 if all(inside) else 1e-3)
+        assert g["weight_decay"] == (0.05 if g["params"][0].ndim >= 2 else 0.0)
+    assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+    with pytest.raises(Exception, match="lr-scale"):
+        TrainConfig(data="d", out="o", lr_scales={"video_encoder": 0}).validate()
+    s = train(_cfg(tiny_cache, tmp_path / "scaled", steps=2, eval_every=2, save_every=0,
+                   lr_scales={"video_encoder": 0.5}))
+    assert s["steps"] == 2
+    assert json.loads((tmp_path / "scaled" / "train_config.json").read_text())["lr_scales"] == {"video_encoder": 0.5}

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OM-Pareto's unimodal objectives per encoder: the unimodal sample losses of Eq. 19 "
                              "(default: those heads read only their own encoder; the frame heads read the fused "
                              "multi-scale maps, so their losses count as multimodal) or sample + frame losses")
+    parser.add_argument("--lr-scale", dest="lr_scales", action="append", default=[], metavar="PREFIX=X",
+                        help="learning-rate multiplier for the model parameters whose name starts with PREFIX, "
+                             "repeatable (e.g. --lr-scale video_encoder=0.33)")
     parser.add_argument("--balance", choices=("none", "label"), default="none",
                         help="label: repeat the authentic training samples in every epoch so that real and fake "
                              "windows are about equally frequent (default none: each sample once per epoch)")
@@ -84,11 +87,21 @@ def run(args: argparse.Namespace) -> int:
     from macbdf_train.trainer import TrainConfig, TrainError, parse_overrides, train
 
     try:
+        lr_scales = {}
+        for item in args.lr_scales:
+            key, sep, val = item.partition("=")
+            try:
+                lr_scales[key.strip()] = float(val)
+            except ValueError:
+                sep = ""
+            if not sep or not key.strip():
+                raise TrainError(f"--lr-scale takes PREFIX=NUMBER, got {item!r}")
         cfg = TrainConfig(
             data=args.data, out=args.out, model=args.model, resume=args.resume, epochs=args.epochs,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup=args.warmup, clip_grad=args.clip_grad, precision=args.precision, balancer=args.balancer,
             lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal, balance=args.balance,
+            lr_scales=lr_scales,
             eval_every=args.eval_every, save_every=args.save_every,
             log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
             train_split=args.train_split, val_split=args.val_split, overrides=parse_overrides(args.overrides),
