@@ -283,13 +283,20 @@ def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dic
                  progress: bool | None = None) -> dict[str, Any]:
     from macbdf_train.ablate import train_run
 
+    scales = _scales_for(cfg, overrides)
     summary = train_run(cache_dir, run_dir, cfg.model, overrides, steps=cfg.steps, batch_size=cfg.batch_size,
-                        lr=cfg.lr, warmup=cfg.warmup, lr_scales=dict(cfg.lr_scales), seed=cfg.seed,
+                        lr=cfg.lr, warmup=cfg.warmup, lr_scales=scales, seed=cfg.seed,
                         balancer=cfg.balancer, device=cfg.device,
                         progress=cfg.progress if progress is None else progress)
     keep = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
     keep["final_val"] = summary.get("final_val")
     return keep
+
+
+def _scales_for(cfg: DemoConfig, overrides: dict[str, Any]) -> dict[str, float]:
+    """The lr multipliers that apply to a model: a single-modality baseline has no encoder of the other modality."""
+    missing = {"audio": "video", "video": "audio"}.get(str(overrides.get("modality", "")))
+    return {k: v for k, v in cfg.lr_scales.items() if not (missing and k.startswith(missing))}
 
 
 def _lane_init(threads: int) -> None:
@@ -551,7 +558,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
         stale_marker = st.has_marker(f"train:{name}")
         if stale_marker:
             st.log(f"[demo] train:{name}: settings changed, running it again")
-        if stale_marker or ((run_dir / "train_config.json").is_file() and not _same_run(run_dir, cfg)):
+        partial_other = (run_dir / "train_config.json").is_file() and \
+            not _same_run(run_dir, cfg, MODELS[name]["overrides"])
+        if stale_marker or partial_other:
             _rmtree(run_dir)  # made with other settings: cannot be resumed
             st.forget(f"train:{name}")
     lanes = min(_parallel_lanes(cfg), len(todo))
@@ -610,14 +619,15 @@ def _key(cfg: DemoConfig, keys: tuple[str, ...]) -> str:
     return json.dumps({k: d.get(k) for k in keys}, sort_keys=True)
 
 
-def _same_run(run_dir: Path, cfg: DemoConfig) -> bool:
+def _same_run(run_dir: Path, cfg: DemoConfig, overrides: dict[str, Any] | None = None) -> bool:
     """Whether a partial run in ``run_dir`` was started with this demo's training settings."""
     try:
         tc = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer", "seed")
-    return all(tc.get(k) == getattr(cfg, k) for k in keys)
+    keys = ("model", "steps", "batch_size", "lr", "warmup", "balancer", "seed")
+    return all(tc.get(k) == getattr(cfg, k) for k in keys) and \
+        (tc.get("lr_scales") or {}) == _scales_for(cfg, overrides or {})
 
 
 def _rmtree(p: Path) -> None:

@@ -297,6 +297,11 @@ def _param_groups(modules: list[nn.Module], weight_decay: float, lr: float = 1e-
             seen.add(id(p))
             scale = next((v for pre, v in scales.items() if k == 0 and name.startswith(pre)), 1.0)
             groups.setdefault((p.ndim >= 2, float(scale)), []).append(p)
+    names = [n for n, _ in modules[0].named_parameters()] if modules else []
+    unmatched = [pre for pre in scales if not any(n.startswith(pre) for n in names)]
+    if unmatched:
+        raise TrainError(f"--lr-scale prefix(es) {', '.join(unmatched)} match no model parameter "
+                         f"(top-level modules: {', '.join(sorted({n.split('.')[0] for n in names}))})")
     out = []
     for (is_matrix, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
         out.append({"params": params, "weight_decay": weight_decay if is_matrix else 0.0, "lr": lr * scale})

@@ -293,6 +293,8 @@ def test_lr_scales_give_a_module_its_own_learning_rate(tiny_cache: Path, tmp_pat
     assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
     with pytest.raises(Exception, match="lr-scale"):
         TrainConfig(data="d", out="o", lr_scales={"video_encoder": 0}).validate()
+    with pytest.raises(T.TrainError, match="match no model parameter"):
+        T._param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encodr": 0.5})
     s = train(_cfg(tiny_cache, tmp_path / "scaled", steps=2, eval_every=2, save_every=0,
                    lr_scales={"video_encoder": 0.5}))
     assert s["steps"] == 2
