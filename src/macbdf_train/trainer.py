@@ -49,7 +49,9 @@ from macbdf.checkpoint import (
     unwrap_model,
 )
 from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, UNIMODAL_KEYS_SAMPLE, OMPareto
+from macbdf.data.dataset import parse_augment
 from macbdf_train import distributed as D
+from macbdf_train.ema import WeightEMA
 
 __all__ = ["TrainConfig", "TrainError", "train", "parse_overrides", "lr_factor"]
 
@@ -126,6 +128,10 @@ class TrainConfig:
     # Learning-rate multipliers for parameter groups by module-name prefix, e.g. {"video_encoder": 0.33}
     # (the prefix is matched against model parameter names; the criterion's parameters keep 1.0).
     lr_scales: dict[str, float] = field(default_factory=dict)
+    # Training augmentation: comma-separated ops of macbdf.data.dataset.AUGMENTATIONS ("flip,color,gain") or "none".
+    augment: str = "none"
+    # Weight EMA decay (0 = off). When on, validation, best/ and the final model use the averaged weights.
+    ema: float = 0.0
 
     def validate(self) -> "TrainConfig":
         problems = []
@@ -135,6 +141,12 @@ class TrainConfig:
             problems.append(f"--balancer must be one of {', '.join(BALANCERS)}")
         if any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_scales.values()):
             problems.append("--lr-scale multipliers must be > 0")
+        try:
+            parse_augment(self.augment)
+        except ValueError as e:
+            problems.append(f"--augment: {e}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            problems.append("--ema must be 0 (off) or a decay in (0, 1), e.g. 0.99")
         if self.balance not in BALANCE_MODES:
             problems.append(f"--balance must be one of {', '.join(BALANCE_MODES)}")
         if self.pareto_unimodal not in PARETO_UNIMODAL:
@@ -432,7 +444,8 @@ class _Trainer:
         T = int(self.model_cfg.num_frames)
         face = int(self.model_cfg.preprocess.face_size)
         try:
-            self.train_ds = CacheDataset(cfg.data, split=cfg.train_split, num_frames=T, train=True, face_size=face)
+            self.train_ds = CacheDataset(cfg.data, split=cfg.train_split, num_frames=T, train=True, face_size=face,
+                                         augment=cfg.augment)
             vocab = getattr(self.train_ds, "method_vocab", None)
             self.val_ds = CacheDataset(cfg.data, split=cfg.val_split, num_frames=T, train=False, face_size=face,
                                        method_vocab=vocab)
@@ -449,6 +462,8 @@ class _Trainer:
             print(f"warning: split {cfg.val_split!r} is empty: no validation, best checkpoint = final, threshold 0.5",
                   file=sys.stderr)
 
+        # The average starts from the initial weights, on every rank (DDP keeps the ranks' weights equal).
+        self.ema = WeightEMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.joint: nn.Module = _Joint(self.model, self.criterion)
         if self.info.distributed:
             self.joint = nn.parallel.DistributedDataParallel(
@@ -542,6 +557,7 @@ class _Trainer:
             "model_config": self.model_cfg.to_dict(),
             "train_config": self.cfg.to_dict(),
             "model": {k: v.detach().cpu() for k, v in unwrap_model(self.model).state_dict().items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "criterion": {k: v.detach().cpu() for k, v in self.criterion.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -572,6 +588,11 @@ class _Trainer:
             self.criterion.load_state_dict(st["criterion"], strict=True)
             self.optimizer.load_state_dict(st["optimizer"])
             self.scheduler.load_state_dict(st["scheduler"])
+            if self.ema is not None and st.get("ema"):
+                self.ema.load_state_dict(st["ema"])
+            elif self.ema is not None:
+                # resuming a run saved without EMA: the average starts from the resumed weights
+                self.ema.module.load_state_dict(unwrap_model(self.model).state_dict())
         except (RuntimeError, KeyError, ValueError) as e:
             raise TrainError(f"{self.state_path} does not match this model: {str(e).splitlines()[0]}") from None
         if self.scaler is not None and st.get("scaler"):
@@ -589,9 +610,13 @@ class _Trainer:
         """Model checkpoint (inference) + train state (resume); rank 0 writes, others wait."""
         if self.info.is_main:
             extra = self._meta_extra()
-            save_model(self.model, self.run_dir, extra=extra)
+            save_model(self._shipped(), self.run_dir, extra=extra)
             save_train_state(self.state_path, self._state_dict())
         D.barrier()
+
+    def _shipped(self) -> nn.Module:
+        """The weights that are validated and saved: the EMA when on, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _meta_extra(self) -> dict[str, Any]:
         lv = self.last_val or {}
@@ -605,6 +630,8 @@ class _Trainer:
             "balancer": self.cfg.balancer,
             "pareto_unimodal": self.cfg.pareto_unimodal if self.cfg.balancer == "ompareto" else None,
             "precision": self.cfg.precision,
+            "ema": self.cfg.ema or None,
+            "augment": self.cfg.augment,
         }
 
     # ------------------------------------------------------------------ one step
@@ -646,6 +673,8 @@ class _Trainer:
             self.optimizer.step()
         else:
             skipped = True
+        if self.ema is not None and not skipped:
+            self.ema.update(self.model)
         self.scheduler.step()
         with torch.no_grad():
             logit = out["logit"].detach().float()
@@ -662,7 +691,7 @@ class _Trainer:
         if n == 0:
             return {}
         self.joint.eval()
-        model = self.model
+        model = self._shipped()
         idx = list(range(self.info.rank, n, self.info.world_size))
         bs = self.cfg.batch_size
         batches = [idx[i : i + bs] for i in range(0, len(idx), bs)]
@@ -722,7 +751,7 @@ class _Trainer:
         if math.isfinite(auc) and (self.best_auc is None or auc > self.best_auc or tie_better):
             self.best_auc, self.best_step, self.best_bce = auc, self.step, bce
             if self.info.is_main:
-                save_model(self.model, self.run_dir / "best", extra=self._meta_extra())
+                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra())
             D.barrier()
         if pbar is not None:
             pbar.set_postfix_str(f"val_auc={auc:.3f}", refresh=False)
@@ -828,7 +857,7 @@ class _Trainer:
                 self.best_step = self.step
             self._save()
             if self.info.is_main and (self.best_auc is None or not (self.run_dir / "best").exists()):
-                save_model(self.model, self.run_dir / "best", extra=self._meta_extra())
+                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra())
             D.barrier()
         finally:
             if pbar is not None:

@@ -162,7 +162,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tiny_cache: Path, tmp_path: P
     steps, save_every = 9, 5
     common = ["--data", str(tiny_cache), "--model", "tiny", "--steps", str(steps), "--batch-size", "4",
               "--save-every", str(save_every), "--eval-every", "4", "--log-every", "1", "--no-tensorboard",
-              "--seed", "3", "--set", "ms_depth=0"]
+              "--seed", "3", "--set", "ms_depth=0", "--ema", "0.9", "--augment", "flip,color,gain"]
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     proc = _run_cli_subprocess(["train", *common, "--out", str(killed)])
     state = killed / "train_state.pt"
@@ -183,7 +183,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tiny_cache: Path, tmp_path: P
     at = int(load_train_state(state)["step"])
     assert at == 5  # mid-epoch
 
-    cfg = dict(steps=steps, save_every=save_every, eval_every=4, seed=3, tensorboard=False)
+    cfg = dict(steps=steps, save_every=save_every, eval_every=4, seed=3, tensorboard=False, ema=0.9,
+               augment="flip,color,gain")
     s_ref = train(_cfg(tiny_cache, ref, **cfg))
     s_res = train(_cfg(tiny_cache, killed, resume=True, **cfg))
     assert s_res["resumed_from_step"] == at

@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-scale", dest="lr_scales", action="append", default=[], metavar="PREFIX=X",
                         help="learning-rate multiplier for the model parameters whose name starts with PREFIX, "
                              "repeatable (e.g. --lr-scale video_encoder=0.33)")
+    parser.add_argument("--augment", default="none", metavar="OPS",
+                        help="training augmentation, comma-separated: flip (mirror the window), color (one "
+                             "brightness/contrast change per window), gain (+-6 dB loudness); default none")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                        help="keep an exponential moving average of the weights with this decay (e.g. 0.99) and "
+                             "validate/save the averaged weights; 0 = off (default)")
     parser.add_argument("--balance", choices=("none", "label"), default="none",
                         help="label: repeat the authentic training samples in every epoch so that real and fake "
                              "windows are about equally frequent (default none: each sample once per epoch)")
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup=args.warmup, clip_grad=args.clip_grad, precision=args.precision, balancer=args.balancer,
             lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal, balance=args.balance,
-            lr_scales=lr_scales,
+            lr_scales=lr_scales, augment=args.augment, ema=args.ema,
             eval_every=args.eval_every, save_every=args.save_every,
             log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
             train_split=args.train_split, val_split=args.val_split, overrides=parse_overrides(args.overrides),

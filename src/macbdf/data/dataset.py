@@ -15,6 +15,13 @@ Batch dict (docs/architecture.md)::
     method_id         int64   (B,)              0 = real; see CacheDataset.method_vocab
     (+ video_id: list[str], start_frame: int64 (B,), num_valid: int64 (B,))
 
+Training augmentation (``augment``, training only; every op keeps the labels true):
+
+    flip   mirror the whole window left-right (p 0.5): seams, blending, mouth motion survive it
+    color  one brightness/contrast change per window (x0.8-1.2 contrast, +-0.08 brightness): a face
+           swap's colour mismatch is relative to the rest of the frame, which changes with it
+    gain   one loudness change per window (+-6 dB, added to the log-mel of the real frames only)
+
 Window labels: where a record has fake periods, the window's sample labels are the maximum of its
 frame labels (a random crop of a partially faked clip may be entirely real); otherwise they are
 the record's labels.
@@ -40,7 +47,26 @@ from torch.utils.data import Dataset
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import SampleRecord
 
-__all__ = ["CacheDataset", "collate", "build_method_vocab"]
+__all__ = ["CacheDataset", "collate", "build_method_vocab", "AUGMENTATIONS", "parse_augment"]
+
+AUGMENTATIONS = ("flip", "color", "gain")
+
+
+def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"flip,color"`` / ``["flip"]`` / ``"none"`` / ``None`` -> a checked tuple of op names.
+
+    Example:
+        >>> parse_augment("flip, gain"), parse_augment("none")
+        (('flip', 'gain'), ())
+    """
+    if spec is None:
+        return ()
+    items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [x for x in items if x and x != "none"]
+    bad = [x for x in items if x not in AUGMENTATIONS]
+    if bad:
+        raise ValueError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)}, or none)")
+    return tuple(dict.fromkeys(items))
 
 _TENSOR_KEYS = ("video", "audio", "frame_mask", "label", "video_label", "audio_label",
                 "frame_label_video", "frame_label_audio", "method_id", "start_frame", "num_valid")
@@ -78,11 +104,13 @@ class CacheDataset(Dataset):
             in a given vocabulary map to ``len(method_vocab)`` (one shared "other" id).
         eval_window: "center" or "first" (evaluation only).
         records: use these records instead of reading the manifest (e.g. a filtered subset).
+        augment: training-only augmentations (see the module docstring), e.g. ``("flip", "color")``.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, split: str | Sequence[str] | None = None, num_frames: int = 16,
                  train: bool = False, face_size: int | None = None, method_vocab: dict[str, int] | None = None,
-                 eval_window: str = "center", records: Sequence[SampleRecord] | None = None):
+                 eval_window: str = "center", records: Sequence[SampleRecord] | None = None,
+                 augment: str | Sequence[str] | None = None):
         from macbdf.media.cache import load_cache_config, read_cache_manifest
 
         self.cache_dir = Path(cache_dir)
@@ -98,6 +126,7 @@ class CacheDataset(Dataset):
             raise ValueError("eval_window must be 'center' or 'first'")
         self.num_frames = int(num_frames)
         self.train = bool(train)
+        self.augment = parse_augment(augment) if self.train else ()
         self.eval_window = eval_window
         self.face_size = face_size
         self.method_vocab = dict(method_vocab) if method_vocab is not None else build_method_vocab(self.records)
@@ -150,6 +179,8 @@ class CacheDataset(Dataset):
         audio[: logmel.shape[0]] = logmel.float()
         mask = torch.zeros(T, dtype=torch.bool)
         mask[:t] = True
+        if self.augment and t > 0:
+            self._augment(out_video[:t], audio[: logmel.shape[0]])
         flv_t = torch.zeros(T)
         flv_t[:t] = flv.float()
         fla_t = torch.zeros(T)
@@ -170,6 +201,23 @@ class CacheDataset(Dataset):
             "start_frame": torch.tensor(s, dtype=torch.int64), "num_valid": torch.tensor(t, dtype=torch.int64),
             "video_id": rec.video_id,
         }
+
+    def _augment(self, video: torch.Tensor, audio: torch.Tensor) -> None:
+        """In place on the window's real frames: video (t, 3, S, S) in [0, 1], audio (t * mpf, M) log-mel.
+
+        Uses torch's global RNG, which the trainer seeds per item (exact resume, distinct workers)."""
+        r = torch.rand(4)
+        if "flip" in self.augment and r[0] < 0.5:
+            video.copy_(video.flip(-1))
+        if "color" in self.augment:
+            contrast = 0.8 + 0.4 * float(r[1])
+            bright = 0.16 * float(r[2]) - 0.08
+            mean = video.mean()
+            video.sub_(mean).mul_(contrast).add_(mean + bright).clamp_(0.0, 1.0)
+        if "gain" in self.augment and audio.numel():
+            # log of mel power: a gain of g dB adds g / 10 * ln 10; the floor (log eps) moves too, as it
+            # would for a quieter or louder recording.
+            audio.add_((12.0 * float(r[3]) - 6.0) / 10.0 * float(np.log(10.0)))
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
