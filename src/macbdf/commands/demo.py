@@ -34,7 +34,7 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumed when it holds an earlier demo)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (tiny model, few clips and steps)")
-    parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 320 from 80 identities; quick 16)")
+    parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 480 from 120 identities; quick 16)")
     parser.add_argument("--steps", type=int, help="training steps per model (default 250; quick 4)")
     parser.add_argument("--batch-size", type=int, help="training batch size (default 16; quick 4)")
     parser.add_argument("--model", help="model config of the full model and the baselines (default small; quick tiny)")

@@ -163,10 +163,14 @@ def _camera(frames: np.ndarray, sc: _Scene) -> np.ndarray:
     small = max(int(size * sc.cam_resample), 8)
     # Sensor noise: windows at random offsets into a small bank of Gaussian noise (drawing fresh
     # normals for every pixel of every frame would cost more than rendering the frame).
+    # A noise-free scene (the face-swap donor, one frame at a time) skips the bank: adding its zeros
+    # changes no value, and the draws come from this function's own generator.
+    noisy = sc.noise_sigma != 0
     pad = 24
-    bank = rng.standard_normal((4, size + pad, size + pad, 3), dtype=np.float32) * np.float32(sc.noise_sigma)
-    ks = rng.integers(0, 4, n)
-    offs = rng.integers(0, pad, (n, 2))
+    if noisy:
+        bank = rng.standard_normal((4, size + pad, size + pad, 3), dtype=np.float32) * np.float32(sc.noise_sigma)
+        ks = rng.integers(0, 4, n)
+        offs = rng.integers(0, pad, (n, 2))
     chunk = 64
     for c0 in range(0, n, chunk):
         f = frames[c0 : c0 + chunk].astype(np.float32) * (light[c0 : c0 + chunk, None, None, None] * ramp)
@@ -178,7 +182,7 @@ def _camera(frames: np.ndarray, sc: _Scene) -> np.ndarray:
                                interpolation=cv2.INTER_LINEAR)
             if sc.cam_blur > 0:
                 g = cv2.GaussianBlur(g, (0, 0), sc.cam_blur)
-            f[j] = g + bank[ks[i], offs[i, 0] : offs[i, 0] + size, offs[i, 1] : offs[i, 1] + size]
+            f[j] = g + bank[ks[i], offs[i, 0] : offs[i, 0] + size, offs[i, 1] : offs[i, 1] + size] if noisy else g
         np.clip(f, 0, 255, out=f)
         frames[c0 : c0 + chunk] = f.astype(np.uint8)
     return frames
