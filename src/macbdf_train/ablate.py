@@ -101,6 +101,18 @@ def make_train_config(**kw: Any) -> Any:
     return TrainConfig(**args)
 
 
+def scales_for(lr_scales: dict[str, float] | None, model_overrides: dict[str, Any] | None) -> dict[str, float]:
+    """The lr multipliers that apply to a model: a single-modality model has no encoder of the other
+    modality, so its prefixes are dropped (the trainer refuses prefixes that match nothing).
+
+    Example:
+        >>> scales_for({"video_encoder": 0.33}, {"modality": "audio"}), scales_for({"video_encoder": 0.33}, {})
+        ({}, {'video_encoder': 0.33})
+    """
+    missing = {"audio": "video", "video": "audio"}.get(str((model_overrides or {}).get("modality", "")))
+    return {k: v for k, v in (lr_scales or {}).items() if not (missing and k.startswith(missing))}
+
+
 def train_run(
     data: str | os.PathLike,
     out: str | os.PathLike,
@@ -280,9 +292,12 @@ def run_grid(
             log(f"[{i + 1}/{len(names)}] {name}: {spec['desc']}")
             try:
                 t0 = time.perf_counter()
+                cell_train = dict(extra_train or {})
+                if "lr_scales" in cell_train:
+                    cell_train["lr_scales"] = scales_for(cell_train["lr_scales"], spec["model"])
                 summary = train_run(data, run_dir, model, spec["model"], steps=steps, epochs=epochs,
                                     batch_size=batch_size, seed=seed, device=device,
-                                    **train_over, **(extra_train or {}))
+                                    **train_over, **cell_train)
                 train_s = float(summary.get("train_s", time.perf_counter() - t0))
                 ck = best_checkpoint(run_dir, prefer=checkpoint)
                 rep = evaluate(ck, data, split="test", threshold_from="val", device=device, progress=progress)

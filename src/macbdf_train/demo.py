@@ -295,9 +295,9 @@ def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dic
 
 
 def _scales_for(cfg: DemoConfig, overrides: dict[str, Any]) -> dict[str, float]:
-    """The lr multipliers that apply to a model: a single-modality baseline has no encoder of the other modality."""
-    missing = {"audio": "video", "video": "audio"}.get(str(overrides.get("modality", "")))
-    return {k: v for k, v in cfg.lr_scales.items() if not (missing and k.startswith(missing))}
+    from macbdf_train.ablate import scales_for
+
+    return scales_for(cfg.lr_scales, overrides)
 
 
 def _lane_init(threads: int) -> None:

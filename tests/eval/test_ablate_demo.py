@@ -13,8 +13,11 @@ from macbdf.cli import main
 def test_ablate_two_cells_resumable(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "abl"
     argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells", "full,audio_only",
-            "--model", "tiny", "--steps", "3", "--batch-size", "8"]
+            "--model", "tiny", "--steps", "3", "--batch-size", "8", "--lr-scale", "video_encoder=0.5"]
     assert main(argv) == 0
+    # the multiplier reaches the cells that have a video encoder and is left out where there is none
+    tc = {c: json.loads((out / "cells" / c / "run" / "train_config.json").read_text()) for c in ("full", "audio_only")}
+    assert tc["full"]["lr_scales"] == {"video_encoder": 0.5} and tc["audio_only"]["lr_scales"] == {}
     md = (out / "ablation.md").read_text()
     assert str(tiny_cache.resolve()) in md  # marked with the data it ran on
     assert "test: 16 (12 fake / 4 real)" in md and "steps=3" in md
@@ -42,6 +45,10 @@ def test_ablate_usage_errors(tiny_cache: Path, tmp_path: Path, capsys: pytest.Ca
     listing = capsys.readouterr().out
     assert "wo_intra" in listing and "depth_6" in listing and "pareto_off" in listing
     assert main(["ablate", "--data", str(tiny_cache)]) == 2
+    capsys.readouterr()
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(tmp_path / "c"), "--lr-scale", "video_encoder"]) == 2
+    err = capsys.readouterr().err
+    assert "PREFIX=NUMBER" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

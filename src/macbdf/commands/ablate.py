@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gradient balancer of every cell except pareto_off (default ompareto)")
     parser.add_argument("--lr", type=float, help="peak learning rate of every cell (trainer default if omitted)")
     parser.add_argument("--warmup", type=float, help="warm-up fraction (< 1) or steps of every cell (trainer default)")
+    parser.add_argument("--lr-scale", dest="lr_scales", action="append", default=[], metavar="PREFIX=X",
+                        help="learning-rate multiplier for the parameters whose name starts with PREFIX, in every "
+                             "cell that has them (repeatable; the demo uses --lr-scale video_encoder=0.33)")
     parser.add_argument("--checkpoint", choices=("best", "final"), default="best",
                         help="evaluate each cell's best-validation checkpoint (default) or its final weights")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -69,11 +72,20 @@ def run(args: argparse.Namespace) -> int:
         print("error: --steps/--epochs must be >= 1", file=sys.stderr)
         return 2
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    extra: dict = {k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None}
+    if args.lr_scales:
+        from macbdf.commands.train import parse_lr_scales
+
+        try:
+            extra["lr_scales"] = parse_lr_scales(args.lr_scales)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         table = run_grid(args.data, args.out, grid=args.grid, cells=cells, model=args.model, steps=args.steps,
                          epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balancer=args.balancer,
                          device=args.device, progress=not args.json, checkpoint=args.checkpoint,
-                         extra_train={k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None})
+                         extra_train=extra)
     except (AblationError, EvaluationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -88,20 +88,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
+def parse_lr_scales(items: list[str]) -> dict[str, float]:
+    """``["video_encoder=0.33"]`` -> ``{"video_encoder": 0.33}``; ValueError with a one-line message otherwise."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise ValueError(f"--lr-scale takes PREFIX=NUMBER, got {item!r}")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from macbdf.checkpoint import CheckpointError
     from macbdf_train.trainer import TrainConfig, TrainError, parse_overrides, train
 
     try:
-        lr_scales = {}
-        for item in args.lr_scales:
-            key, sep, val = item.partition("=")
-            try:
-                lr_scales[key.strip()] = float(val)
-            except ValueError:
-                sep = ""
-            if not sep or not key.strip():
-                raise TrainError(f"--lr-scale takes PREFIX=NUMBER, got {item!r}")
+        try:
+            lr_scales = parse_lr_scales(args.lr_scales)
+        except ValueError as e:
+            raise TrainError(str(e)) from None
         cfg = TrainConfig(
             data=args.data, out=args.out, model=args.model, resume=args.resume, epochs=args.epochs,
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
