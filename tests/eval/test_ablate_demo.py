@@ -49,6 +49,9 @@ def test_ablate_usage_errors(tiny_cache: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["ablate", "--data", str(tiny_cache), "--out", str(tmp_path / "c"), "--lr-scale", "video_encoder"]) == 2
     err = capsys.readouterr().err
     assert "PREFIX=NUMBER" in err and err.count("\n") == 1
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(tmp_path / "d"), "--lr-scale", "video_encoder=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "must be > 0" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

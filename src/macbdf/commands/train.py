@@ -99,6 +99,8 @@ def parse_lr_scales(items: list[str]) -> dict[str, float]:
             sep = ""
         if not sep or not key.strip():
             raise ValueError(f"--lr-scale takes PREFIX=NUMBER, got {item!r}")
+        if not (out[key.strip()] > 0 and out[key.strip()] != float("inf")):
+            raise ValueError(f"--lr-scale multipliers must be > 0 and finite, got {item!r}")
     return out
 
 
