@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("macbdf.commands.ablate", "run the paper's ablation grid and write one table"),
     "demo": ("macbdf.commands.demo", "the main job end to end on synthetic data: synth, prepare, train, evaluate, detect"),
     "detect": ("macbdf.commands.detect", "score videos: is it fake, where, and in which modality"),
+    "calibrate": ("macbdf.commands.calibrate", "set a checkpoint's threshold from your own real clips at a chosen false-positive rate"),
     "serve": ("macbdf.commands.serve", "web service and browser page for detection"),
     "models": ("macbdf.commands.models", "list the named model configs"),
 }

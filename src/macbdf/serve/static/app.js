@@ -95,6 +95,16 @@
   const pct = (p) => (p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`);
   function bar(id, p) { $(id).style.width = `${Math.max(0, Math.min(1, p || 0)) * 100}%`; }
 
+  // What the model is and is not good for, from its model card: shown beside every verdict.
+  function renderCard(m) {
+    const box = $("model-card");
+    if (!m) { box.classList.add("hidden"); return; }
+    box.classList.remove("hidden");
+    box.dataset.recipe = m.recipe || "unknown";
+    $("model-card-summary").textContent = m.summary || "";
+    $("model-card-notfor").textContent = m.not_for && m.not_for.length ? `Not for: ${m.not_for.join("; ")}.` : "";
+  }
+
   function render(r) {
     current = r;
     const v = $("verdict");
@@ -105,7 +115,10 @@
     $("p-fake").textContent = pct(r.p_fake); bar("bar-fake", r.p_fake);
     $("p-audio").textContent = pct(r.p_audio_fake); bar("bar-audio", r.p_audio_fake);
     $("p-video").textContent = pct(r.p_video_fake); bar("bar-video", r.p_video_fake);
-    $("threshold-info").textContent = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability. Audio and video probabilities come from the single-modality heads.`;
+    $("threshold-info").textContent = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability` +
+      (r.model && r.model.threshold_source ? ` (${r.model.threshold_source})` : "") +
+      `. Audio and video probabilities come from the single-modality heads.`;
+    renderCard(r.model);
     const ul = $("segments");
     ul.textContent = "";
     if (!r.segments.length) { const li = document.createElement("li"); li.textContent = "none"; ul.appendChild(li); }
