@@ -30,12 +30,31 @@ Example:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 NUM_SYNC_FEATURES = 4
+
+
+def audio_present(logmel: Tensor, log_eps: float, margin: float = 2.0) -> Tensor:
+    """(B, L, F) log-mel -> (B,) bool: True where the window holds any sound above digital silence.
+
+    `prepare` writes log(eps) everywhere for a clip without an audio track, and a muted track
+    decodes to (near) zeros, which land at the same floor; ``margin`` (natural-log units, ~17 dB
+    of power) keeps encoder noise around the floor from counting as sound.
+
+    Example:
+        >>> import math, torch
+        >>> floor = math.log(1e-6)
+        >>> audio_present(torch.stack([torch.full((8, 4), floor), torch.zeros(8, 4)]), 1e-6).tolist()
+        [False, True]
+    """
+    floor = math.log(max(float(log_eps), 1e-30))
+    return logmel.flatten(1).amax(1) > floor + margin
 
 
 class SyncVideoNet(nn.Module):
