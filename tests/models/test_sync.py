@@ -169,3 +169,31 @@ def test_silent_audio_carries_no_sync_evidence() -> None:
     m.train()
     losses = MACBCriterion(m.config)(m(b), b)
     assert float(losses["sync"]) == 0.0
+
+
+def test_mouth_region_reads_only_the_lower_middle_of_the_crop() -> None:
+    """sync_region="mouth": pixels outside rows 50-95 % / columns 20-80 % cannot change the output."""
+    import torch
+
+    from macbdf.models.sync import SyncVideoNet
+
+    torch.manual_seed(0)
+    net = SyncVideoNet(8, region="mouth").eval()
+    v = torch.rand(1, 4, 3, 64, 64)
+    w = v.clone()
+    w[..., :30, :] = torch.rand_like(w[..., :30, :])       # above the mouth region (row 32)
+    w[..., :, :10] = 0.0                                     # left of it (column 12)
+    with torch.no_grad():
+        a, b = net(v), net(w)
+    assert torch.allclose(a, b)
+    w[..., 40, 30] += 0.5                                    # inside: changes it
+    with torch.no_grad():
+        assert not torch.allclose(a, net(w))
+    from macbdf import create_model
+
+    m = create_model("tiny", sync_dim=8, sync_region="mouth")
+    assert m(m.dummy_batch(batch_size=2))["sync_features"].shape == (2, 4)
+    import pytest
+
+    with pytest.raises(ValueError, match="sync_region"):
+        create_model("tiny", sync_region="lips")

@@ -125,7 +125,7 @@ class MACBDF(nn.Module):
             self.concat_proj = nn.Sequential(nn.Linear(n_streams * c, c), nn.LayerNorm(c))
         # temporal synchrony extension (models/sync.py): per-step projections + window statistics -> fused
         if cfg.sync_active:
-            self.sync_video = SyncVideoNet(cfg.sync_dim)
+            self.sync_video = SyncVideoNet(cfg.sync_dim, region=cfg.sync_region)
             self.sync_audio = SyncAudioNet(cfg.preprocess.mel_per_frame, cfg.preprocess.n_mels, cfg.sync_dim)
             self.sync_embed = nn.Linear(NUM_SYNC_FEATURES, c)
         else:
