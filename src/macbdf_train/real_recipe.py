@@ -52,6 +52,9 @@ class RealRecipeConfig:
     manifest: str | None = None            # default: REAL_ROOT/MANIFEST.csv
     seed: int = 0
     model: str = "small"
+    # the sync front end reads the mouth at full resolution: real lips are a few pixels at half
+    # resolution of a 96-px face crop (models/sync.py, SyncVideoNet)
+    model_overrides: dict[str, Any] = field(default_factory=lambda: {"sync_region": "mouth"})
     steps: int = 700
     batch_size: int = 16
     lr: float = 2e-3
@@ -189,10 +192,22 @@ def _stage_prepare(cfg: RealRecipeConfig, forged: Path, cache: Path) -> dict[str
 def _stage_train(cfg: RealRecipeConfig, cache: Path, run_dir: Path) -> dict[str, Any]:
     from macbdf_train.ablate import scales_for, train_run
 
-    summary = train_run(cache, run_dir, cfg.model, {}, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                        warmup=cfg.warmup, lr_scales=scales_for(cfg.lr_scales, {}), seed=cfg.seed,
+    over = _overrides_for(cfg)
+    summary = train_run(cache, run_dir, cfg.model, over, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                        warmup=cfg.warmup, lr_scales=scales_for(cfg.lr_scales, over), seed=cfg.seed,
                         balancer="ompareto", device=cfg.device, progress=cfg.progress)
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _overrides_for(cfg: RealRecipeConfig) -> dict[str, Any]:
+    """The recipe's model overrides that apply to its model (sync_region only where sync is on)."""
+    from macbdf.models.registry import get_model_config
+
+    base = get_model_config(cfg.model)
+    over = dict(cfg.model_overrides)
+    if not getattr(base, "sync_dim", 0):
+        over.pop("sync_region", None)
+    return over
 
 
 def _families_of(forged: Path) -> dict[str, dict[str, Any]]:

@@ -39,7 +39,7 @@ from macbdf.media.audio import log_mel_from_reader
 from macbdf.media.decode import AudioReader, MediaError, iter_video_frames, read_ahead
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
-__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
+__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector", "FaceCropStream",
            "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS"]
 
 FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
@@ -213,6 +213,13 @@ def face_lost_stretches(found: np.ndarray, fps: float, min_s: float = FACE_LOST_
         if (b - a) / fps >= min_s:
             out.append([round(float(a) / fps, 3), round(float(b) / fps, 3)])
     return out
+
+
+# Public name for callers that need the per-frame crops and face flags themselves (``macbdf forge``
+# cuts its face-cropped clips with exactly the detection/tracking schedule that prepare uses):
+# ``for k, crop, found in FaceCropStream(path, cfg, detector, max_frames)``; ``.stats["t0"]`` is the
+# first frame's time (pass it to AudioReader / decode_audio to align the audio).
+FaceCropStream = _CropStream
 
 
 def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
