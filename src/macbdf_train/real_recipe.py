@@ -69,7 +69,8 @@ class RealRecipeConfig:
     workers: int = 2
     device: str = "cpu"
     forge_args: list[str] = field(default_factory=list)
-    max_clips: int | None = None           # tests: use only the first N real clips of the manifest
+    identities: tuple[str, ...] | None = None   # only these real identities (tests, small runs)
+    max_real_deepfakes: int | None = None       # score only the N shortest real deepfakes (tests)
     progress: bool = True
 
 
@@ -239,7 +240,11 @@ def _stage_eval_forged(cfg: RealRecipeConfig, cache: Path, ckpt: Path, forged: P
     for r, p in zip(scored.records, scored.p):
         rel = _rel(r.path, forged)
         t = truth.get(rel, {})
-        fams = list(t.get("families") or ([] if r.label == 0 else ["unknown"]))
+        fams = [f for f in (t.get("video_family"), t.get("audio_family")) if f]
+        if len(fams) == 2:
+            fams.append("fvfa_combination")
+        if r.label == 1 and not fams:
+            fams = ["unknown"]
         rows.append({"label": int(r.label), "p": float(p), "families": fams,
                      "has_audio": bool(t.get("has_audio", "no_audio" not in (r.flags or [])))})
     reals = [x for x in rows if x["label"] == 0]
@@ -330,10 +335,16 @@ def _stage_calibrate(cfg: RealRecipeConfig, ckpt: Path, reals: list[CorpusClip],
     from macbdf.modelcard import update_card
 
     items = _eval_media(cfg, reals, split, "val")
+    forged = Path(cfg.out) / "forged"
+    for c in _families_of(forged).values():  # the val identities' real segments as forge wrote them
+        if c.get("split") == "val" and not c.get("video_label") and not c.get("audio_label"):
+            items.append({"path": str(forged / c["file"]), "label": 0, "method": "real (forged copy)",
+                          "identity": c.get("identity"), "has_audio": bool(c.get("has_audio")), "copy": True})
     det = Detector.from_pretrained(ckpt, device=cfg.device, threshold=0.5)
     scored = [s for s in _score(det, items, "calibrate (val reals)", cfg.progress) if s["p_fake"] is not None]
     rec = calibrate_scores([{"path": s["path"], "p_fake": s["p_fake"]} for s in scored], cfg.fpr)
-    rec["source"] = "val identities' real clips and silent copies of them (never trained on)"
+    rec["source"] = ("val identities' real clips, silent copies of them and their re-encoded segments as forge "
+                     "wrote them (never trained on)")
     rec = write_calibration(ckpt, rec)
     update_card(ckpt, calibration=calibration_brief(rec))
     return {"threshold": rec["threshold"], "n_clips": rec["n_clips"], "fpr_upper95": rec["fpr_upper95"],
@@ -346,8 +357,11 @@ def _stage_real_deepfakes(cfg: RealRecipeConfig, ckpt: Path, clips: list[CorpusC
 
     det = Detector.from_pretrained(ckpt, device=cfg.device)      # the calibrated threshold
     held = _eval_media(cfg, reals, split, "test")
+    fake_clips = [c for c in clips if c.label == "fake"]
+    if cfg.max_real_deepfakes is not None:
+        fake_clips = sorted(fake_clips, key=lambda c: c.path.stat().st_size)[: cfg.max_real_deepfakes]
     fakes = [{"path": str(c.path), "label": 1, "method": c.method, "identity": c.identity, "has_audio": c.has_audio,
-              "copy": False} for c in clips if c.label == "fake"]
+              "copy": False} for c in fake_clips]
     rows = _score(det, held + fakes, "real deepfakes vs held-out reals", cfg.progress)
     ok = [r for r in rows if r["p_fake"] is not None]
     y, p = [r["label"] for r in ok], [r["p_fake"] for r in ok]
@@ -405,8 +419,8 @@ def run_real_recipe(cfg: RealRecipeConfig, log: Callable[[str], None] = lambda s
     if missing:
         raise RecipeError(f"{len(missing)} files named in the manifest are missing, e.g. {missing[0].path}")
     reals = [c for c in clips if c.label == "real"]
-    if cfg.max_clips:
-        reals = reals[: cfg.max_clips]
+    if cfg.identities:
+        reals = [c for c in reals if c.identity in set(cfg.identities)]
     if len({c.identity for c in reals}) < 3:
         raise RecipeError("need real clips of at least 3 identities (train, val and test)")
     # all clips: identities of the corpus's deepfakes are sent to test (see split_identities)
