@@ -222,7 +222,7 @@ def extract_source(source: dict[str, Any], settings: dict[str, Any], cache_dir: 
     """
     from macbdf.config import PreprocessConfig
     from macbdf.media.decode import MediaError, decode_audio, probe
-    from macbdf.media.landmarks import LandmarkDetector
+    from macbdf.media.landmarks import shared_landmark_detector
     from macbdf.media.prepare import FaceCropStream, default_face_detector
 
     from macbdf.forge.audio_fakes import speech_activity
@@ -262,10 +262,12 @@ def extract_source(source: dict[str, Any], settings: dict[str, Any], cache_dir: 
     if has_audio and len(audio) < n_samples:
         audio = np.concatenate([audio, np.zeros(n_samples - len(audio), np.float32)])
     clip_speech = speech_activity(audio, SAMPLE_RATE) if has_audio and len(audio) else 0.0
-    speech_ok = has_audio and clip_speech >= SPEECH_ACTIVITY * 0.6 if source.get("speech") is None \
-        else bool(source["speech"]) and has_audio
+    if source.get("speech") is None:     # no manifest: decide from the sound
+        speech_ok = bool(has_audio and clip_speech >= SPEECH_ACTIVITY * 0.6)
+    else:
+        speech_ok = bool(source["speech"]) and bool(has_audio)
     segs = plan_segments(T, seg_frames, min_frames, settings.get("max_segments"))
-    det = LandmarkDetector()
+    det = shared_landmark_detector()
     side = crop / scale
     o = (crop - side) / 2
     box = (o, o, o + side, o + side)

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["LandmarkDetector", "LandmarksUnavailable", "face_hull_mask", "mouth_box", "mouth_mask",
+__all__ = ["LandmarkDetector", "LandmarksUnavailable", "shared_landmark_detector", "face_hull_mask", "mouth_box", "mouth_mask",
            "similarity_align", "predictor_path", "JAW", "MOUTH", "INNER_FACE"]
 
 JAW = slice(0, 17)
@@ -93,6 +93,17 @@ class LandmarkDetector:
         x0, y0, x1, y1 = (int(round(v)) for v in box_xyxy)
         shape = self._predictor(gray, self._dlib.rectangle(x0, y0, x1, y1))
         return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+
+
+_SHARED: LandmarkDetector | None = None
+
+
+def shared_landmark_detector() -> LandmarkDetector:
+    """The per-process detector (the 68-point model is ~100 MB and takes seconds to load)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = LandmarkDetector()
+    return _SHARED
 
 
 def face_hull_mask(landmarks: np.ndarray, shape: tuple[int, int], blur: float = 0.0,
