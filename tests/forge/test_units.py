@@ -136,3 +136,44 @@ def test_landmarks_unavailable_message(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "face_recognition_models" else real(n, *a))
     with pytest.raises(landmarks.LandmarksUnavailable, match="pip install face-recognition-models"):
         landmarks.predictor_path()
+
+
+def _summaries(spec: dict[str, tuple[str, bool, int]]):
+    """Sources + extraction summaries without media: {src_id: (identity, speech, n_segments)}."""
+    from macbdf.forge.sources import Source
+
+    sources, summ = [], {}
+    for sid, (ident, speech, nseg) in sorted(spec.items()):
+        sources.append(Source(src_id=sid, path=sid, identity=ident, speech=speech, split="train"))
+        summ[sid] = {"src_id": sid, "n_frames": 100 * nseg, "has_audio": speech, "speech": speech,
+                     "segments": [{"j": j, "start": 100 * j, "n": 100, "coverage": 1.0, "speech": speech}
+                                  for j in range(nseg)]}
+    return sources, summ
+
+
+def test_plan_balances_families_and_silence():
+    from macbdf.forge.plan import FAMILIES, make_plan
+
+    spec = {f"s{i}.mp4": (f"p{i % 8}", i % 4 != 0, 3) for i in range(24)}
+    sources, summ = _summaries(spec)
+    clips, failures = make_plan(sources, summ, seed=0, fakes_per_segment=3, silent_fraction=0.2)
+    assert failures == [] and len(clips) == 24 * 3 * 4
+    fams = [c.method.removeprefix("forge_") for c in clips if c.is_fake]
+    single = {f: sum(1 for m in fams if m == f) for f in FAMILIES if f != "fvfa"}
+    combo = sum(1 for m in fams if "-" in m)
+    # Least-used-first: every family within a few clips of the others.
+    assert max(single.values()) - min(single.values()) <= 6 and abs(combo - np.mean(list(single.values()))) <= 6
+    # No audio track: as common among fakes as among reals (so it says nothing about the label).
+    reals = [c for c in clips if not c.is_fake]
+    fakes = [c for c in clips if c.is_fake]
+    share_r = sum(not c.has_audio for c in reals) / len(reals)
+    share_f = sum(not c.has_audio for c in fakes) / len(fakes)
+    assert share_r > 0.25 and abs(share_r - share_f) <= 1 / len(reals)
+    assert all(c.has_audio for c in fakes if c.audio_family)
+    # Silent sources: real copy + video families only, never audio.
+    for c in clips:
+        if not spec[c.src_id][1]:
+            assert not c.has_audio and c.audio_family is None
+    # Same inputs, same plan.
+    again, _ = make_plan(sources, summ, seed=0, fakes_per_segment=3, silent_fraction=0.2)
+    assert [c.to_dict() for c in again] == [c.to_dict() for c in clips]
