@@ -74,3 +74,15 @@ def test_corpus_slice_forges_and_prepares(realcorpus, tmp_path):
         assert (r.video_label, r.audio_label, r.method) == (c["video_label"], c["audio_label"], c["method"])
         assert r.periods_for("video") == c["video_periods"] and r.periods_for("audio") == c["audio_periods"]
         assert np.isclose(r.extra["duration"], c["n_frames"] / 25)
+
+
+def test_hog_fallback_where_haar_misses(realcorpus, tmp_path):
+    """styletalk_furious_man: Haar finds his face in 0-27 % of the frames; dlib's HOG pass in all."""
+    from macbdf.forge import forge
+
+    rep = forge(realcorpus, tmp_path / "o", manifest=realcorpus / "MANIFEST.csv", identities="styletalk_furious_man",
+                max_segments_per_clip=1, fakes_per_segment=1, split_ratios=(1, 0, 0), progress=False)
+    info = json.loads((tmp_path / "o" / "forge_info.json").read_text())
+    summary = info["sources"][0]["summary"]
+    assert rep.failures == [] and summary["face_detector"] == "dlib_hog"
+    assert summary["segments"][0]["coverage"] >= 0.9 and len(info["clips"]) == 2
