@@ -167,3 +167,26 @@ def test_av1m_bad_modify_type_and_inconsistent_segments(tmp_path, touch_file):
     (tmp_path / "C").mkdir()
     with pytest.raises(ManifestError, match="no AV-Deepfake1M metadata"):
         load_dataset("avdeepfake1m", tmp_path / "C")
+
+
+def test_lavdf_optional_identity_method_and_per_modality_periods(tmp_path, touch_file):
+    """Keys `macbdf forge` adds: identity, method, visual_/audio_fake_periods (or *_segments)."""
+    fvfa = lavdf_record("train/000010.mp4", "train", True, True, [[0.0, 4.0]], "train/000011.mp4")
+    fvfa.update(identity="ann", method="forge_mouth_retime-audio_splice",
+                visual_fake_periods=[[0.0, 4.0]], audio_fake_periods=[[1.2, 2.0]])
+    av1m = lavdf_record("train/000012.mp4", "train", False, True, [[0.4, 1.0]], "train/000011.mp4")
+    av1m.update(audio_fake_segments=[[0.4, 1.0]], visual_fake_segments=[])
+    real = lavdf_record("train/000011.mp4", "train", False, False, [])
+    real.update(identity="ann", visual_fake_periods=[], audio_fake_periods=[])
+    root = write_lavdf(tmp_path / "F", touch_file, [fvfa, av1m, real])
+    recs = {r.video_id: r for r in load_dataset("lavdf", root)}
+    f, a, r = recs["train/000010.mp4"], recs["train/000012.mp4"], recs["train/000011.mp4"]
+    assert (f.identity, f.method, f.category) == ("ann", "forge_mouth_retime-audio_splice", "FVFA")
+    # Without the per-modality keys both modalities would get [[0, 4]]; with them each has its own.
+    assert f.periods_for("video") == [[0.0, 4.0]] and f.periods_for("audio") == [[1.2, 2.0]]
+    assert a.periods_for("audio") == [[0.4, 1.0]] and a.periods_for("video") == []
+    assert (a.identity, a.method) == ("train/000011.mp4", "audio_modified")      # LAV-DF's defaults
+    assert (r.identity, r.label, r.periods_for("video")) == ("ann", 0, [])
+    bad = dict(real, file="train/000013.mp4", audio_fake_periods=[[0.1, 0.2]])
+    with pytest.raises(ManifestError, match="audio_fake_periods on a record whose modify_audio is false"):
+        load_dataset("lavdf", write_lavdf(tmp_path / "G", touch_file, [bad]))

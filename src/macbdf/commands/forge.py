@@ -25,9 +25,10 @@ Each source is cut into --segment-s segments; each segment gives its real copy p
 Every fake carries per-modality labels and per-frame fake periods. Clips are face crops
 (--crop-scale x the tracked face box, --crop-size pixels) at 25 fps with 16 kHz audio; real
 copies and fakes go through the same re-encode and loudness normalisation. Silent sources, and
---silent-fraction of the real copies and video-only fakes of speech sources, are written without
-an audio track. forge_info.json records settings, identity splits and every clip's source,
-segment, families, donor, parameters, labels and periods; failures.jsonl lists skipped
+--silent-fraction of the real copies of speech sources plus as many of their video-only fakes as
+make the silent share equal among reals and fakes, are written without an audio track.
+forge_info.json records settings, identity splits and every clip's source, segment, families,
+donor, parameters, labels and periods; failures.jsonl lists skipped
 sources/segments (undecodable, too short, no face in most frames).
 
 Watching the fakes: the clips are ordinary MP4 files; look a clip up in forge_info.json ("clips":
@@ -81,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", default=None, metavar="A,B",
                         help=f"families to draw from (default all: {','.join(FAMILIES)})")
     parser.add_argument("--silent-fraction", type=float, default=0.2,
-                        help="share of real copies and video-only fakes written without audio (default 0.2)")
+                        help="share of speaking real copies written without audio; as many video-only fakes are too, so the "
+                             "silent share is the same among reals and fakes (default 0.2)")
     parser.add_argument("--crop-size", type=int, default=160, help="face-crop side in pixels (default 160)")
     parser.add_argument("--crop-scale", type=float, default=1.8, help="crop side / tracked face side (default 1.8)")
     parser.add_argument("--crf", type=int, default=23, help="H.264 CRF of every written clip (default 23)")

@@ -15,8 +15,9 @@ Rules:
   * ``fvfa`` is one video family plus one audio family on the same clip (FakeAVCeleb category D);
   * clips without an audio track: segments without speech (silent sources) get only the real copy
     and video families, all written without audio; of the speech segments, ``silent_fraction`` of
-    the real copies and of the video-only fakes are written without audio too, so a missing
-    track says nothing about the label.
+    the real copies are written without audio too, and as many video-only fakes as make the share
+    of silent clips among fakes equal to that among reals, so a missing track says nothing about
+    the label.
 
 Example:
     >>> fake_method("face_swap", "voice_change"), fake_method(None, "av_offset"), fake_method(None, None)
@@ -204,7 +205,7 @@ def make_plan(sources: list[Source], summaries: dict[str, dict[str, Any]], *, se
         base = dict(src_id=g.src.src_id, segment=g.j, start_frame=g.start, n_frames=g.n, identity=g.src.identity,
                     split=g.src.split)
         real_id = _clip_id(seed, g.src.src_id, g.j, "real")
-        clips.append(ClipPlan(clip_id=real_id, has_audio=g.speech and crng.random() >= silent_fraction, **base))
+        clips.append(ClipPlan(clip_id=real_id, has_audio=g.speech, **base))
         for i, fam in enumerate(chosen[g.key]):
             c = ClipPlan(clip_id=_clip_id(seed, g.src.src_id, g.j, f"fake{i}"), real_clip_id=real_id, **base)
             vfam, afam = fam, None
@@ -219,9 +220,27 @@ def make_plan(sources: list[Source], summaries: dict[str, dict[str, Any]], *, se
                 _plan_video(c, vfam, g, crng, others(face_by_split, g))
             if afam:
                 _plan_audio(c, afam, g, crng, others(speech_by_split, g), same_speaker(g), clip_len[g.src.src_id])
-            c.has_audio = bool(afam) or (g.speech and crng.random() >= silent_fraction)
+            c.has_audio = g.speech
             clips.append(c)
+    _silence(clips, silent_fraction, np.random.default_rng([seed, 29]))
     return clips, failures
+
+
+def _silence(clips: list[ClipPlan], fraction: float, rng: np.random.Generator) -> None:
+    """Drop the audio track of ``fraction`` of the speaking sources' fakes (video-only ones: audio
+    fakes need their track; fewer when there are not enough) and of the same share of their real
+    copies. Silent sources give real copies and video fakes in
+    the same proportion anyway, so then "no audio track" says nothing about the label.
+    """
+    reals = [c for c in clips if c.has_audio and not c.is_fake]
+    fakes = [c for c in clips if c.has_audio and c.is_fake]
+    video_only = [c for c in fakes if c.audio_family is None]
+    n_fake = min(len(video_only), int(round(fraction * len(fakes))))
+    # When there are too few video-only fakes for `fraction`, fewer reals go silent too (same share).
+    n_real = int(round(len(reals) * (n_fake / len(fakes) if fakes else fraction)))
+    for pool, n in ((reals, n_real), (video_only, n_fake)):
+        for i in rng.permutation(len(pool))[:n]:
+            pool[int(i)].has_audio = False
 
 
 def _plan_video(c: ClipPlan, fam: str, g: _Seg, rng: np.random.Generator, donors: list[_Seg]) -> None:

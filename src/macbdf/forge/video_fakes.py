@@ -46,6 +46,18 @@ def _smooth_track(rng: np.random.Generator, n: int, key_every: int, lo: float, h
     return np.interp(np.arange(n) / key_every, np.arange(len(keys)), keys)
 
 
+def _roi(lm: np.ndarray, H: int, W: int, margin: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the landmarks' box grown by ``margin`` px, inside the image.
+
+    Masks are zero outside it, so the per-frame work (colour conversions, warps, blurs) is done on
+    this region only (about half the crop).
+    """
+    (a, b), (c, d) = lm.min(0), lm.max(0)
+    x0, y0 = max(0, int(np.floor(a - margin))), max(0, int(np.floor(b - margin)))
+    x1, y1 = min(W, int(np.ceil(c + margin)) + 1), min(H, int(np.ceil(d + margin)) + 1)
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
 def _blend(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """dst where mask is 0, src where 1, linear between (uint8, exact outside the mask)."""
     m = mask[..., None]
@@ -76,8 +88,12 @@ def self_blend(frames: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
     out = np.empty_like(frames)
     masks = np.zeros((T, H, W), np.float32)
     for t in range(T):
-        img, lm = frames[t], landmarks[t]
-        size = _face_size(lm)
+        lm_full = landmarks[t]
+        size = _face_size(lm_full)
+        grow, blur = grow_frac * size, blur_frac * size
+        x0, y0, x1, y1 = _roi(lm_full, H, W, max(grow, 0.0) + 3 * blur + 0.12 * size)
+        img, lm = frames[t, y0:y1, x0:x1], lm_full - [x0, y0]
+        h, w = img.shape[:2]
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV).astype(np.float32)
         hsv[..., 0] = (hsv[..., 0] + tracks["hue"][t]) % 180
         hsv[..., 1] = np.clip(hsv[..., 1] * tracks["sat"][t], 0, 255)
@@ -90,10 +106,11 @@ def self_blend(frames: np.ndarray, landmarks: np.ndarray, rng: np.random.Generat
         m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), 0.0, float(tracks["scale"][t]))
         m[0, 2] += tracks["dx"][t] * size
         m[1, 2] += tracks["dy"][t] * size
-        src = cv2.warpAffine(src, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        mask = face_hull_mask(lm, (H, W), blur=blur_frac * size, grow=grow_frac * size) * strength
-        out[t] = _blend(img, src, mask)
-        masks[t] = mask
+        src = cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        mask = face_hull_mask(lm, (h, w), blur=blur, grow=grow) * strength
+        out[t] = frames[t]
+        out[t, y0:y1, x0:x1] = _blend(img, src, mask)
+        masks[t, y0:y1, x0:x1] = mask
     return out, masks
 
 
@@ -144,21 +161,28 @@ def face_swap(frames: np.ndarray, landmarks: np.ndarray, donor_frames: np.ndarra
     for t in range(T):
         j = (start + step * t) % period
         j = j if j < Td else period - j
-        lm_t, lm_d = landmarks[t], donor_landmarks[j]
-        m = similarity_align(lm_d[INNER_FACE], lm_t[INNER_FACE])
-        src = cv2.warpAffine(donor_frames[j], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        lm_d = donor_landmarks[j]
+        m = similarity_align(lm_d[INNER_FACE], landmarks[t][INNER_FACE])
+        size = _face_size(landmarks[t])
+        blur = blur_frac * size
+        x0, y0, x1, y1 = _roi(landmarks[t], H, W, 3 * blur + 2)
+        lm_t = landmarks[t] - [x0, y0]
+        h, w = y1 - y0, x1 - x0
+        m[:, 2] -= [x0, y0]                      # warp straight into the region's coordinates
+        src = cv2.warpAffine(donor_frames[j], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         lm_w = lm_d @ m[:, :2].T + m[:, 2]
-        size = _face_size(lm_t)
+        dst = frames[t, y0:y1, x0:x1]
         # The blend region: where both faces are (the target's jaw line with the donor's features).
-        hard = np.minimum(face_hull_mask(lm_t, (H, W), grow=grow_frac * size),
-                          face_hull_mask(lm_w, (H, W), grow=grow_frac * size))
-        mask = cv2.GaussianBlur(hard, (0, 0), blur_frac * size) * (hard > 0)
+        hard = np.minimum(face_hull_mask(lm_t, (h, w), grow=grow_frac * size),
+                          face_hull_mask(lm_w, (h, w), grow=grow_frac * size))
+        mask = cv2.GaussianBlur(hard, (0, 0), blur) * (hard > 0)
         src_lab = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
-        dst_lab = cv2.cvtColor(frames[t], cv2.COLOR_RGB2LAB).astype(np.float32)
+        dst_lab = cv2.cvtColor(dst, cv2.COLOR_RGB2LAB).astype(np.float32)
         ms, ss = _lab_stats(src_lab, hard)
         md, sd = _lab_stats(dst_lab, hard)
         matched = np.clip((src_lab - ms) * (sd / ss) + md, 0, 255).astype(np.uint8)
         src = cv2.cvtColor(matched, cv2.COLOR_LAB2RGB)
-        out[t] = _blend(frames[t], src, mask)
-        masks[t] = mask
+        out[t] = frames[t]
+        out[t, y0:y1, x0:x1] = _blend(dst, src, mask)
+        masks[t, y0:y1, x0:x1] = mask
     return out, masks
