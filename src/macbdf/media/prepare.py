@@ -36,16 +36,18 @@ import numpy as np
 
 from macbdf.config import PreprocessConfig
 from macbdf.media.audio import log_mel_from_reader
-from macbdf.media.decode import AudioReader, MediaError, iter_video_frames, read_ahead
+from macbdf.media.decode import (AudioReader, MediaError, MediaTimeout, NothingDecodable, check_deadline,
+                                 iter_video_frames, read_ahead)
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
-__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
-           "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS"]
+__all__ = ["MediaError", "MediaTimeout", "NothingDecodable", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
+           "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS", "MIN_VIDEO_SIDE"]
 
 FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
 LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
+MIN_VIDEO_SIDE = 32        # frames with a shorter side are no face evidence (a 1x1 video) -> video_too_small
 FULL_SCAN_S = 4.0          # full-frame face search at least this often (s); region search between
 FULL_SCAN_WARMUP = 3       # the first key frames are always full scans (lock onto the right face)
 ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
@@ -62,7 +64,9 @@ class PreparedClip:
     logmel: float32 (T * mel_per_frame, n_mels), Eq. 1.
     start_frame: index (at ``fps``) of ``frames[0]`` in the whole video.
     flags: ``no_audio``, ``no_face``, ``face_partial``, ``short``, ``rotated``, ``low_light``,
-        ``silent_audio``, ``truncated``, ``audio_error``.
+        ``silent_audio``, ``truncated``, ``audio_error``, ``non_finite_audio`` (NaN/Inf or absurd
+        sample values, read as silence), ``video_too_small`` (shorter side < MIN_VIDEO_SIDE),
+        ``corrupt_packets`` (packets that failed to decode were skipped; counts in ``info``).
     info: source facts (src_fps, width, height, rotation, face_coverage, ...).
     """
 
@@ -94,8 +98,9 @@ class _CropStream:
     """Decode -> detect on key frames -> track with a fixed delay -> crops, one per target frame."""
 
     def __init__(self, path: str | os.PathLike, cfg: PreprocessConfig, detector: FaceDetector,
-                 max_frames: int | None):
+                 max_frames: int | None, deadline: float | None = None):
         self.path, self.cfg, self.detector, self.max_frames = path, cfg, detector, max_frames
+        self.deadline = deadline
         self.stats: dict[str, Any] = {}
         self.tracker: FaceTracker | None = None
         self.luma: list[float] = []
@@ -166,8 +171,10 @@ class _CropStream:
         cfg = self.cfg
         size = int(cfg.face_size)
         buf: deque[tuple[int, Any]] = deque()
-        frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats)
+        frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats,
+                                   deadline=self.deadline)
         for k, frame in (read_ahead(frames, READ_AHEAD) if READ_AHEAD else frames):
+            check_deadline(self.deadline)   # face detection on a huge frame is the slow part
             if self.tracker is None:
                 self.tracker = FaceTracker(frame.width, frame.height, detect_every=cfg.detect_every,
                                            margin=cfg.face_margin, fps=cfg.fps)
@@ -201,6 +208,8 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
     flags: list[str] = []
     if not reader.has_audio:
         flags.append("no_audio")
+    elif reader.non_finite:
+        flags.append("non_finite_audio")
     elif reader.error:
         flags.append("audio_error")
     elif logmel_peak_silent:
@@ -218,6 +227,11 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         flags.append("low_light")
     if st.get("truncated"):
         flags.append("truncated")
+    w, h = st.get("width"), st.get("height")
+    if w is not None and h is not None and min(int(w), int(h)) < MIN_VIDEO_SIDE:
+        flags.append("video_too_small")
+    if st.get("skipped_packets") or reader.stats.get("skipped_packets"):
+        flags.append("corrupt_packets")
     info = {
         "src_fps": st.get("src_fps"), "src_frames": st.get("src_frames"), "width": st.get("width"),
         "height": st.get("height"), "rotation": st.get("rotation", 0), "pix_fmt": st.get("pix_fmt"),
@@ -233,15 +247,22 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
             info[key] = st[key]
     if reader.error:
         info["audio_error"] = reader.error
+    if st.get("skipped_packets"):
+        info["skipped_video_packets"] = int(st["skipped_packets"])
+    if reader.stats.get("skipped_packets"):
+        info["skipped_audio_packets"] = int(reader.stats["skipped_packets"])
+    if reader.non_finite:
+        info["non_finite_audio_samples"] = int(reader.non_finite)
     if stream.detect_errors:
         info["detect_errors"] = stream.detect_errors
     return flags, info
 
 
 def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int | None,
-                face_detector: FaceDetector | None, max_frames: int | None) -> Iterator[PreparedClip]:
+                face_detector: FaceDetector | None, max_frames: int | None,
+                deadline: float | None = None) -> Iterator[PreparedClip]:
     detector = face_detector if face_detector is not None else default_face_detector()
-    stream = _CropStream(path, cfg, detector, max_frames)
+    stream = _CropStream(path, cfg, detector, max_frames, deadline)
     mpf = cfg.mel_per_frame
     reader: AudioReader | None = None
     crops: list[np.ndarray] = []
@@ -257,6 +278,10 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
         n = len(crops)
         frames = np.stack(crops) if crops else np.zeros((0, cfg.face_size, cfg.face_size, 3), np.uint8)
         logmel = log_mel_from_reader(reader, cfg, start * mpf, n * mpf) if n else np.zeros((0, cfg.n_mels), np.float32)
+        if not np.isfinite(logmel).all():
+            # Cannot happen with sanitised samples; kept as the last guard: never hand out NaN/Inf.
+            reader.non_finite += int((~np.isfinite(logmel)).sum())
+            logmel = np.where(np.isfinite(logmel), logmel, np.float32(np.log(cfg.log_eps))).astype(np.float32)
         # Peak of the samples this window covered, then free them (bounded memory on long files).
         lo = int(start * cfg.sample_rate / cfg.fps)
         hi = int((start + n) * cfg.sample_rate / cfg.fps)
@@ -285,7 +310,7 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
                 yield emit(final=False)
         if crops or start == 0:
             if not crops and start == 0:
-                raise MediaError("no decodable video frames")
+                raise NothingDecodable("no decodable video frames")
             yield emit(final=True)
     finally:
         if reader is not None:
@@ -293,7 +318,7 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
 
 
 def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detector: FaceDetector | None = None,
-                 max_frames: int | None = None) -> PreparedClip:
+                 max_frames: int | None = None, deadline: float | None = None) -> PreparedClip:
     """Decode ``path`` and return its aligned face crops and log-mel.
 
     Args:
@@ -301,6 +326,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
         cfg: preprocessing settings (fps, face size/margin, detector cadence, log-mel).
         face_detector: a detector (see :mod:`macbdf.media.face`); default: the Haar cascade.
         max_frames: stop after this many frames (at ``cfg.fps``).
+        deadline: a ``time.monotonic()`` value; past it `MediaTimeout` is raised (checked per frame).
 
     Returns:
         PreparedClip with ``frames`` (T, S, S, 3) uint8 and ``logmel`` (T * mel_per_frame, n_mels).
@@ -315,7 +341,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
         True
     """
     try:
-        clips = list(_iter_clips(path, cfg, None, face_detector, max_frames))
+        clips = list(_iter_clips(path, cfg, None, face_detector, max_frames, deadline))
     except MediaError:
         raise
     except MemoryError:
@@ -327,7 +353,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
 
 
 def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int, *,
-                 face_detector: FaceDetector | None = None) -> Iterator[PreparedClip]:
+                 face_detector: FaceDetector | None = None, deadline: float | None = None) -> Iterator[PreparedClip]:
     """Consecutive windows of ``window_frames`` frames (the last may be shorter), bounded memory.
 
     The face track and the audio stream continue across windows, so concatenating the windows
@@ -339,4 +365,4 @@ def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: 
     """
     if window_frames < 1:
         raise ValueError("window_frames must be >= 1")
-    yield from _iter_clips(path, cfg, window_frames, face_detector, None)
+    yield from _iter_clips(path, cfg, window_frames, face_detector, None, deadline)
