@@ -51,6 +51,9 @@ __all__ = [
     "unwrap_model",
     "model_from_config",
     "atomic_write_text",
+    "chmod_like_new_file",
+    "check_finite_state",
+    "NonFiniteWeights",
 ]
 
 
@@ -69,9 +72,39 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)   # elsewhere: set and restore (the only portable way to read it)
+    os.umask(old)
+    return old
+
+
+def chmod_like_new_file(target: int | str | os.PathLike) -> None:
+    """Give a file (path or fd) the mode a plain ``open(..., "w")`` would: 0o666 minus the umask.
+
+    ``tempfile.mkstemp`` creates 0600 files; an atomic write renames one into place, so without this
+    every output would be private whatever the user's umask says.
+    """
+    mode = 0o666 & ~current_umask()
+    if isinstance(target, int):
+        os.fchmod(target, mode)
+    else:
+        os.chmod(target, mode)
+
+
 def _tmp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        chmod_like_new_file(fd)
+    finally:
+        os.close(fd)
     return Path(name)
 
 
@@ -124,6 +157,28 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class NonFiniteWeights(CheckpointError):
+    """Weights or buffers hold NaN/Inf; such a model must not be saved or used."""
+
+
+def check_finite_state(state: Mapping[str, Any], what: str = "model") -> None:
+    """Raise `NonFiniteWeights` naming the first tensors (weights or buffers: BatchNorm statistics,
+    cluster banks, queues) that hold NaN or Inf.
+
+    Example:
+        >>> check_finite_state({"w": torch.ones(2)})
+        >>> check_finite_state({"bn.running_mean": torch.tensor([float("nan")])})
+        Traceback (most recent call last):
+        ...
+        macbdf.checkpoint.NonFiniteWeights: model holds non-finite values (NaN/Inf) in bn.running_mean
+    """
+    bad = [k for k, v in state.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise NonFiniteWeights(f"{what} holds non-finite values (NaN/Inf) in {', '.join(bad[:3])}{more}")
+
+
 def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` atomically.
 
@@ -139,6 +194,8 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     from macbdf import __version__
 
     model = unwrap_model(model)
+    # A NaN never reaches a checkpoint: it would load fine and answer "real" for everything.
+    check_finite_state(model.state_dict(), f"refusing to save {out_dir}: the model")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"model": _model_config_dict(model), "threshold": 0.5, "macbdf_version": __version__}
@@ -225,7 +282,9 @@ def load_model(ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu") 
         model = model_from_config(meta["model"])
     except CheckpointError:
         raise
-    except Exception as e:  # unknown model name, bad field values, ...
+    except ValueError as e:  # out-of-range or ill-typed config values: the message is the reason
+        raise CheckpointError(f"invalid {d / CONFIG_FILE}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    except Exception as e:  # unknown model name, ...
         raise CheckpointError(f"cannot build the model of {d / CONFIG_FILE}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     try:
         _st_load(model, str(weights), strict=True, device="cpu")
@@ -237,6 +296,7 @@ def load_model(ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu") 
         raise CheckpointError(f"weights in {weights} do not match config.json: {msg}") from None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {weights}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    check_finite_state(model.state_dict(), f"{weights}")
     model.to(device)
     model.eval()
     return model, meta
