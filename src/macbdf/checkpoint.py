@@ -282,9 +282,7 @@ def load_model(ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu") 
         model = model_from_config(meta["model"])
     except CheckpointError:
         raise
-    except ValueError as e:  # out-of-range or ill-typed config values: the message is the reason
-        raise CheckpointError(f"invalid {d / CONFIG_FILE}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    except Exception as e:  # unknown model name, ...
+    except Exception as e:  # unknown model name, out-of-range or ill-typed values (validated before allocating)
         raise CheckpointError(f"cannot build the model of {d / CONFIG_FILE}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     try:
         _st_load(model, str(weights), strict=True, device="cpu")

@@ -88,3 +88,29 @@ def write_clip(path: Path, **kw):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.write_clip(path, **kw)
+
+
+def write_cache(root: Path, **kw):
+    """tests/train/conftest.py's tiny learnable cache (8-frame, 32-pixel samples), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_macbdf_tests_train_conftest",
+                                                  Path(__file__).parents[1] / "train" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.write_cache(root, **kw)
+
+
+def rewrite_sample(path: Path, change, *, keep_checksum: bool = True) -> None:
+    """Rewrite a cache sample's tensors with ``change(tensors)`` applied, metadata kept (the stored
+    checksum then no longer matches); ``keep_checksum=False`` drops it (an old-format sample)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), "numpy") as f:
+        tensors = {k: f.get_tensor(k).copy() for k in f.keys()}
+        meta = dict(f.metadata())
+    change(tensors)
+    if not keep_checksum:
+        meta.pop("sha256", None)
+    save_file(tensors, str(path), metadata=meta)
