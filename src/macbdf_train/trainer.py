@@ -953,7 +953,9 @@ class _Trainer:
             "resumed_from_step": (int(state["step"]) if state is not None else None),
         }
         if self.info.is_main:
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            from macbdf.detect import finite_json
+
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(finite_json(summary), indent=2, allow_nan=False) + "\n")
         return summary
 
     def _end_epoch(self) -> None:
