@@ -155,3 +155,15 @@ def test_timeout_is_checked_inside_decoding(det, clip_dir: Path) -> None:
     r = det.detect(clip_dir / "long.mkv", timeout_s=0.0)
     # The deadline stops the decoder before any window reaches the model.
     assert r.error == "detection timed out" and r.timings["model_s"] == 0.0
+
+
+def test_symlink_loop_in_prepare_is_named(tmp_path: Path) -> None:
+    from macbdf.media.decode import MediaError
+    from macbdf.media.prepare import prepare_file
+    from macbdf.config import PreprocessConfig
+
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    os.symlink(b, a)
+    os.symlink(a, b)
+    with pytest.raises(MediaError, match="symbolic link loop"):
+        prepare_file(a, PreprocessConfig())

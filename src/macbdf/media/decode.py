@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import os
@@ -132,8 +133,12 @@ def _short(e: BaseException) -> str:
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
     p = Path(path)
-    if not p.exists():
-        raise MediaError(f"file not found: {p}")
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:   # Path.exists() says False for a loop: name it for what it is
+            raise MediaError(f"symbolic link loop: {p}") from None
+        raise MediaError(f"file not found: {p}") from None
     if p.is_dir():
         raise MediaError(f"is a directory, not a media file: {p}")
     size = p.stat().st_size
