@@ -33,6 +33,8 @@ from typing import IO, Any, Iterator, Mapping
 import torch
 from torch import nn
 
+from macbdf.filemode import chmod_like_new_file
+
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAIN_STATE_FILE = "train_state.pt"
@@ -70,33 +72,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows (``/proc/self/status``)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)   # elsewhere: set and restore (the only portable way to read it)
-    os.umask(old)
-    return old
-
-
-def chmod_like_new_file(target: int | str | os.PathLike) -> None:
-    """Give a file (path or fd) the mode a plain ``open(..., "w")`` would: 0o666 minus the umask.
-
-    ``tempfile.mkstemp`` creates 0600 files; an atomic write renames one into place, so without this
-    every output would be private whatever the user's umask says.
-    """
-    mode = 0o666 & ~current_umask()
-    if isinstance(target, int):
-        os.fchmod(target, mode)
-    else:
-        os.chmod(target, mode)
 
 
 def _tmp_path(final: Path) -> Path:
@@ -210,6 +185,7 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     tmp = _tmp_path(final)
     try:
         _st_save(model, str(tmp), metadata={"format": "pt", "macbdf_version": __version__})
+        chmod_like_new_file(tmp)   # safetensors recreates the file 0600
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -167,3 +167,31 @@ def test_symlink_loop_in_prepare_is_named(tmp_path: Path) -> None:
     os.symlink(a, b)
     with pytest.raises(MediaError, match="symbolic link loop"):
         prepare_file(a, PreprocessConfig())
+
+
+def test_cache_and_checkpoint_files_follow_the_umask(tmp_path: Path) -> None:
+    import torch
+
+    from macbdf import create_model
+    from macbdf.checkpoint import save_model
+    from macbdf.media.cache import write_cache_config
+    from macbdf.config import PreprocessConfig
+
+    from macbdf.data.manifest import SampleRecord
+    from macbdf.media.cache import write_sample
+    from macbdf.media.prepare import PreparedClip
+    import numpy as np
+
+    old = os.umask(0o027)
+    try:
+        write_cache_config(tmp_path / "cache", PreprocessConfig())
+        clip = PreparedClip(frames=np.zeros((2, 8, 8, 3), np.uint8), logmel=np.zeros((8, 4), np.float32), fps=25.0,
+                            duration=0.08)
+        rel = write_sample(tmp_path / "cache", SampleRecord(video_id="v", path="v.mp4"), clip).file
+        torch.manual_seed(0)
+        save_model(create_model("tiny"), tmp_path / "ck")
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "cache" / "cache_config.json", tmp_path / "cache" / rel, tmp_path / "ck" / "model.safetensors",
+              tmp_path / "ck" / "config.json"):
+        assert (p.stat().st_mode & 0o777) == 0o640, p

@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from macbdf.checkpoint import chmod_like_new_file
+from macbdf.filemode import chmod_like_new_file
 
 DEFAULT_MAX_SECONDS = 3600.0   # an hour of video per file unless lifted (memory is bounded; time is not)
 VIDEO_EXTENSIONS = frozenset(

@@ -109,6 +109,9 @@ def write_manifest(records: Iterable[SampleRecord | dict[str, Any]], path: str |
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        from macbdf.filemode import chmod_like_new_file
+
+        chmod_like_new_file(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for r in records:
                 d = r.to_dict() if isinstance(r, SampleRecord) else r

@@ -36,6 +36,7 @@ from safetensors.numpy import save_file
 
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import ManifestError, SampleRecord, iter_jsonl, write_manifest
+from macbdf.filemode import chmod_like_new_file
 
 __all__ = ["CacheError", "id_bytes", "tensor_checksum", "verify_sample", "clean_stale_temp_files", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
            "load_cache_config", "write_cache_config", "check_cache_config", "read_cache_manifest",
@@ -105,6 +106,7 @@ def _atomic_write_bytes(path: Path, writer: Any) -> None:
     os.close(fd)
     try:
         writer(tmp)
+        chmod_like_new_file(tmp)   # a shared cache follows the umask, not mkstemp's (or safetensors') 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
