@@ -57,8 +57,9 @@ def id_bytes(text: str) -> bytes:
     as surrogate escapes) hashes as its original bytes instead of raising.
 
     Example:
-        >>> id_bytes("caf\udce9.mp4")
-        b'caf\xe9.mp4'
+        >>> import os
+        >>> id_bytes(os.fsdecode(b"caf\\xe9.mp4"))   # how Python holds a Latin-1 file name
+        b'caf\\xe9.mp4'
     """
     return text.encode("utf-8", "surrogateescape")
 
