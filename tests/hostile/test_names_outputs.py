@@ -195,3 +195,16 @@ def test_cache_and_checkpoint_files_follow_the_umask(tmp_path: Path) -> None:
     for p in (tmp_path / "cache" / "cache_config.json", tmp_path / "cache" / rel, tmp_path / "ck" / "model.safetensors",
               tmp_path / "ck" / "config.json"):
         assert (p.stat().st_mode & 0o777) == 0o640, p
+
+
+def test_plots_of_single_track_and_abstained_results(clip_dir: Path, tiny_checkpoint: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    from hostile_media import write_frames
+
+    still = write_frames(tmp_path / "still.mkv", [np.full((120, 160, 3), 90, np.uint8)])
+    plots = tmp_path / "plots"
+    rc = main(["detect", str(clip_dir / "noaudio.mp4"), str(still), "--checkpoint", str(tiny_checkpoint),
+               "--plot", str(plots), "--quiet"])
+    assert rc == 0 and "could not write plot" not in capsys.readouterr().err
+    assert len(list(plots.glob("*.png"))) == 2

@@ -216,15 +216,17 @@ def plot_timeline(result: Any, out_path: str) -> None:
 
     fs = result.frame_scores
     fps = float(fs.get("fps") or 25.0)
-    n = len(fs["audio"])
+    n = max(len(fs["audio"]), len(fs["video"]))   # a track judged unusable has no scores
     t = [i / fps for i in range(n)]
     fig = Figure(figsize=(10, 3.2), dpi=100)
     ax = fig.add_subplot(111)
     colours = {"audio": "#d9822b", "video": "#2b7bd9", "both": "#c23b3b"}
     for s in result.segments:
         ax.axvspan(s["start"], s["end"], color=colours[s["modality"]], alpha=0.18, lw=0)
-    ax.plot(t, fs["audio"], color=colours["audio"], lw=1.2, label="audio frame score")
-    ax.plot(t, fs["video"], color=colours["video"], lw=1.2, label="video frame score")
+    if fs["audio"]:
+        ax.plot(t[: len(fs["audio"])], fs["audio"], color=colours["audio"], lw=1.2, label="audio frame score")
+    if fs["video"]:
+        ax.plot(t[: len(fs["video"])], fs["video"], color=colours["video"], lw=1.2, label="video frame score")
     ax.axhline(result.threshold, color="#555555", lw=0.8, ls="--", label=f"threshold {result.threshold:.2f}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(0, max(t[-1] if t else 1.0, 1.0 / fps))
