@@ -154,12 +154,15 @@ def check_finite_state(state: Mapping[str, Any], what: str = "model") -> None:
         raise NonFiniteWeights(f"{what} holds non-finite values (NaN/Inf) in {', '.join(bad[:3])}{more}")
 
 
-def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None) -> Path:
-    """Write ``out_dir/model.safetensors`` and ``out_dir/config.json`` atomically.
+def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None,
+               card: Mapping[str, Any] | None = None) -> Path:
+    """Write ``out_dir/model.safetensors``, ``out_dir/config.json`` and the model card atomically.
 
     ``extra`` is merged into config.json (e.g. ``threshold``, ``trained_on``, ``val_auc``); a
     missing ``threshold`` defaults to 0.5. Tied/shared tensors are de-duplicated by safetensors.
-    Returns the directory.
+    ``card`` is the model card's information (`macbdf.modelcard.build_card`); without it a card is
+    written from ``extra`` that says only what is known (the data path, step, validation figures),
+    so no checkpoint leaves without one. Returns the directory.
 
     Example:
         >>> save_model(model, "runs/a", extra={"threshold": 0.42, "trained_on": "synth"})  # doctest: +SKIP
@@ -191,6 +194,14 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
         tmp.unlink(missing_ok=True)
         raise
     atomic_write_text(out / CONFIG_FILE, text)
+    from macbdf.modelcard import write_card
+
+    info = dict(card) if card is not None else {}
+    info.setdefault("trained_on", {"data": meta.get("trained_on")} if meta.get("trained_on") else {})
+    info.setdefault("figures", {k: meta[k] for k in ("step", "val_auc", "val_acc") if meta.get(k) is not None})
+    info.setdefault("model", {"name": meta["model"].get("name"),
+                              "parameters": int(sum(p.numel() for p in model.parameters()))})
+    write_card(out, info)
     return out
 
 

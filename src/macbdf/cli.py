@@ -15,12 +15,14 @@ from typing import Sequence
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("macbdf.commands.synth", "generate the synthetic audio-visual deepfake benchmark as MP4 files"),
+    "forge": ("macbdf.commands.forge", "make labelled deepfakes from real talking-face clips (LAV-DF / FakeAVCeleb layout)"),
     "prepare": ("macbdf.commands.prepare", "decode videos, track faces, compute log-mel, write a sharded cache"),
     "train": ("macbdf.commands.train", "train a model on a prepared cache (single process or torchrun/DDP)"),
     "evaluate": ("macbdf.commands.evaluate", "evaluate a checkpoint with the paper's protocol (ACC/AUC/AP/EER, per category, localisation)"),
     "ablate": ("macbdf.commands.ablate", "run the paper's ablation grid and write one table"),
     "demo": ("macbdf.commands.demo", "the main job end to end on synthetic data: synth, prepare, train, evaluate, detect"),
     "detect": ("macbdf.commands.detect", "score videos: is it fake, where, and in which modality"),
+    "calibrate": ("macbdf.commands.calibrate", "set a checkpoint's threshold from your own real clips at a chosen false-positive rate"),
     "serve": ("macbdf.commands.serve", "web service and browser page for detection"),
     "models": ("macbdf.commands.models", "list the named model configs"),
 }

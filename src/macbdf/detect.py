@@ -127,6 +127,9 @@ class DetectionResult:
         default_factory=lambda: {"decode_prepare_s": 0.0, "model_s": 0.0, "total_s": 0.0}
     )
     duration: float | None = None
+    # What the model is and is not good for (its model card, in brief) and where the threshold
+    # came from: shown beside every verdict so nobody reads a synthetic-only model's "FAKE" as fact.
+    model: dict[str, Any] | None = None
     abstain_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -412,6 +415,11 @@ class Detector:
         self.prefetch = self.device.type != "cpu" if prefetch is None else bool(prefetch)
         self.face_detector = face_detector
         self.meta = dict(meta or {})
+        from macbdf.modelcard import UNKNOWN_SUMMARY
+
+        brief = self.meta.get("card_brief") or {"recipe": "unknown", "summary": UNKNOWN_SUMMARY, "not_for": [],
+                                                 "stale": False, "calibrated_on": None}
+        self.model_info: dict[str, Any] = {**brief, "threshold_source": self.meta.get("threshold_source", "argument")}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -424,8 +432,10 @@ class Detector:
     ) -> "Detector":
         """Load a checkpoint directory (``model.safetensors`` + ``config.json``).
 
-        ``threshold`` overrides the checkpoint's calibrated threshold (``config.json["threshold"]``,
-        0.5 when absent); a ``frame_threshold`` in config.json sets the segment threshold.
+        The threshold is, in order: ``threshold`` when given; the user's calibration
+        (``calibration.json``, written by `macbdf calibrate`); the trainer's validation threshold
+        (``config.json["threshold"]``); 0.5. A ``frame_threshold`` in config.json sets the segment
+        threshold. The model card (``model_card.json``) is read and shown in every result's ``model``.
         Raises ``macbdf.checkpoint.CheckpointError`` (one line) for a missing, incomplete or
         corrupt checkpoint.
 
@@ -434,9 +444,22 @@ class Detector:
         """
         from macbdf.checkpoint import load_model
 
+        from macbdf.calibration import read_calibration
+        from macbdf.modelcard import card_brief, read_card
+
         model, meta = load_model(checkpoint_dir, device)
-        thr = meta.get("threshold") if threshold is None else threshold
-        thr = 0.5 if thr is None else float(thr)
+        cal = read_calibration(checkpoint_dir)
+        if threshold is not None:
+            thr, source = threshold, "argument"
+        elif cal is not None:
+            thr, source = cal["threshold"], f"calibrated on {cal.get('n_clips')} real clips at FPR {cal.get('target_fpr')}"
+        elif meta.get("threshold") is not None:
+            thr, source = meta["threshold"], "validation split of the training data"
+        else:
+            thr, source = 0.5, "default 0.5"
+        thr = float(thr)
+        meta = {**meta, "calibration": cal, "card_brief": card_brief(read_card(checkpoint_dir)),
+                "threshold_source": source}
         kwargs.setdefault("frame_threshold", meta.get("frame_threshold"))
         return cls(model, threshold=thr, device=device, meta=meta, **kwargs)
 
@@ -628,6 +651,7 @@ class Detector:
             threshold=self.threshold,
             frame_scores={"audio": [], "video": [], "fps": fps},
             timings=timings,
+            model=dict(self.model_info),
         )
         flags: list[str] = []
         fa: list[float] = []

@@ -629,7 +629,7 @@ class _Trainer:
         if self.info.is_main:
             self._check_finite("the checkpoint")
             extra = self._meta_extra()
-            save_model(self._shipped(), self.run_dir, extra=extra)
+            save_model(self._shipped(), self.run_dir, extra=extra, card=self._card())
             save_train_state(self.state_path, self._state_dict())
         D.barrier()
 
@@ -657,6 +657,24 @@ class _Trainer:
     def _shipped(self) -> nn.Module:
         """The weights that are validated and saved: the EMA when on, else the trained ones."""
         return self.ema.module if self.ema is not None else self.model
+
+    def _card(self) -> dict[str, Any]:
+        """The model card's facts known to the trainer: the cache it trained on and the val figures."""
+        if getattr(self, "_cache_summary", None) is None:
+            from macbdf.modelcard import cache_summary
+
+            try:
+                self._cache_summary = cache_summary(self.cfg.data, (self.cfg.train_split, self.cfg.val_split))
+            except Exception:  # noqa: BLE001 - a card must never stop a save; say what is unknown
+                self._cache_summary = {"data": str(Path(self.cfg.data).resolve()), "note": "cache manifest unreadable"}
+        from macbdf.modelcard import recipe_of
+
+        lv = self.last_val or {}
+        figs = {"step": self.step, "val_auc": _finite_or_none(lv.get("val/auc")),
+                "val_acc": _finite_or_none(lv.get("val/acc"))}
+        return {"recipe": recipe_of(self._cache_summary), "trained_on": self._cache_summary,
+                "figures": {k: v for k, v in figs.items() if v is not None},
+                "model": {"name": self.model_cfg.name, "parameters": int(sum(p.numel() for p in self.model.parameters()))}}
 
     def _meta_extra(self) -> dict[str, Any]:
         lv = self.last_val or {}
@@ -806,7 +824,7 @@ class _Trainer:
             self.best_auc, self.best_step, self.best_bce = auc, self.step, bce
             if self.info.is_main:
                 self._check_finite("best/")
-                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra())
+                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra(), card=self._card())
             D.barrier()
         if pbar is not None:
             pbar.set_postfix_str(f"val_auc={auc:.3f}", refresh=False)
@@ -928,7 +946,7 @@ class _Trainer:
             self._save()
             if self.info.is_main and (self.best_auc is None or not (self.run_dir / "best").exists()):
                 self._check_finite("best/")
-                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra())
+                save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra(), card=self._card())
             D.barrier()
         finally:
             if pbar is not None:

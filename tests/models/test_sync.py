@@ -137,3 +137,63 @@ def test_baselines_and_the_paper_configs_have_no_sync(override):
     if override:
         out = m(m.dummy_batch(batch_size=2))
         assert "sync_sim" not in out
+
+
+def test_silent_audio_carries_no_sync_evidence() -> None:
+    """A window whose audio is the log-eps floor (no track, or muted) gets zero sync statistics,
+    so the missing track cannot move the fused embedding by itself, and the sync loss skips it."""
+    import math
+
+    import torch
+
+    from macbdf import create_model
+    from macbdf.models.losses import MACBCriterion
+    from macbdf.models.sync import audio_present
+
+    torch.manual_seed(0)
+    m = create_model("small").eval()
+    b = m.dummy_batch(batch_size=2)
+    floor = math.log(m.config.preprocess.log_eps)
+    b["audio"][1] = floor                                      # second clip: no audio track
+    with torch.no_grad():
+        out = m(b)
+    assert out["audio_present"].tolist() == [True, False]
+    assert torch.all(out["sync_features"][1] == 0) and torch.any(out["sync_features"][0] != 0)
+    # direct computation of the presence test: max log-mel above the floor + 2
+    assert audio_present(b["audio"], m.config.preprocess.log_eps).tolist() == \
+        [bool(b["audio"][i].max() > floor + 2.0) for i in range(2)]
+    # the sync loss over a batch whose only authentic window is silent is exactly zero
+    b["video_label"][:] = torch.tensor([1.0, 0.0])
+    b["audio_label"][:] = 0.0
+    b["label"][:] = torch.tensor([1.0, 0.0])
+    m.train()
+    losses = MACBCriterion(m.config)(m(b), b)
+    assert float(losses["sync"]) == 0.0
+
+
+def test_mouth_region_reads_only_the_lower_middle_of_the_crop() -> None:
+    """sync_region="mouth": pixels outside rows 50-95 % / columns 20-80 % cannot change the output."""
+    import torch
+
+    from macbdf.models.sync import SyncVideoNet
+
+    torch.manual_seed(0)
+    net = SyncVideoNet(8, region="mouth").eval()
+    v = torch.rand(1, 4, 3, 64, 64)
+    w = v.clone()
+    w[..., :30, :] = torch.rand_like(w[..., :30, :])       # above the mouth region (row 32)
+    w[..., :, :10] = 0.0                                     # left of it (column 12)
+    with torch.no_grad():
+        a, b = net(v), net(w)
+    assert torch.allclose(a, b)
+    w[..., 40, 30] += 0.5                                    # inside: changes it
+    with torch.no_grad():
+        assert not torch.allclose(a, net(w))
+    from macbdf import create_model
+
+    m = create_model("tiny", sync_dim=8, sync_region="mouth")
+    assert m(m.dummy_batch(batch_size=2))["sync_features"].shape == (2, 4)
+    import pytest
+
+    with pytest.raises(ValueError, match="sync_region"):
+        create_model("tiny", sync_region="lips")

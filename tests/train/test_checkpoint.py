@@ -58,7 +58,7 @@ def test_round_trip_weights_buffers_and_meta(tiny: nn.Module, tmp_path: Path) ->
         a, b = tiny(batch)["logit"], model(batch)["logit"]
     assert torch.isfinite(a).all() and torch.equal(a, b)
     # no temporary files left behind
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors", "model_card.json"]
 
 
 def test_default_threshold_and_wrapped_model(tiny: nn.Module, tmp_path: Path) -> None:

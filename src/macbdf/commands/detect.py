@@ -174,6 +174,14 @@ def format_table(results: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def model_note(info: dict[str, Any], threshold: float) -> str:
+    """Two lines under the table: what the model is (its card) and where the threshold comes from."""
+    note = f"model: {info.get('summary', '')}"
+    if info.get("not_for"):
+        note += f" Not for: {'; '.join(info['not_for'])}."
+    return note + f"\nthreshold {threshold:.3f}: {info.get('threshold_source', 'argument')}"
+
+
 CSV_FIELDS = ["path", "verdict", "p_fake", "p_audio_fake", "p_video_fake", "threshold", "duration",
               "num_segments", "segments", "flags", "error", "decode_prepare_s", "model_s", "total_s",
               "abstain_reason"]
@@ -309,6 +317,7 @@ def run(args: argparse.Namespace) -> int:
         _atomic_write_bytes(args.csv_out, to_csv(results).encode("utf-8", "backslashreplace"))
     if not args.quiet:
         print_safe(format_table(results))
+        print_safe(model_note(det.model_info, det.threshold))
     failed = sum(1 for r in results if r.error)
     if failed and not args.quiet:
         print(f"{failed} of {len(results)} files failed", file=sys.stderr)

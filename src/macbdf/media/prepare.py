@@ -40,10 +40,12 @@ from macbdf.media.decode import (AudioReader, MediaError, MediaTimeout, NothingD
                                  iter_video_frames, read_ahead)
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
-__all__ = ["MediaError", "MediaTimeout", "NothingDecodable", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
-           "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS", "MIN_VIDEO_SIDE"]
+__all__ = ["MediaError", "MediaTimeout", "NothingDecodable", "PreparedClip", "prepare_file", "iter_windows",
+           "default_face_detector", "FaceCropStream", "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS",
+           "MIN_VIDEO_SIDE"]
 
 FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
+FACE_LOST_MIN_S = 0.5      # a stretch without a tracked face at least this long -> face_lost, with its times
 LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
@@ -201,6 +203,33 @@ class _CropStream:
             self.crop_fracs.append((box[2] - box[0]) / max(1, min(frame.width, frame.height)))
 
 
+def face_lost_stretches(found: np.ndarray, fps: float, min_s: float = FACE_LOST_MIN_S) -> list[list[float]]:
+    """[[start_s, end_s], ...] where no face was tracked for at least ``min_s`` seconds.
+
+    Example:
+        >>> face_lost_stretches(np.array([1] * 10 + [0] * 20 + [1] * 5, bool), 25.0)
+        [[0.4, 1.2]]
+    """
+    f = np.asarray(found, bool)
+    if f.size == 0 or f.all():
+        return []
+    # pairs of (start, stop) of the runs of missing frames
+    d = np.diff(np.concatenate([[0], (~f).astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    out = []
+    for a, b in zip(starts, stops):
+        if (b - a) / fps >= min_s:
+            out.append([round(float(a) / fps, 3), round(float(b) / fps, 3)])
+    return out
+
+
+# Public name for callers that need the per-frame crops and face flags themselves (``macbdf forge``
+# cuts its face-cropped clips with exactly the detection/tracking schedule that prepare uses):
+# ``for k, crop, found in FaceCropStream(path, cfg, detector, max_frames)``; ``.stats["t0"]`` is the
+# first frame's time (pass it to AudioReader / decode_audio to align the audio).
+FaceCropStream = _CropStream
+
+
 def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
            logmel_peak_silent: bool) -> tuple[list[str], dict[str, Any]]:
     st = stream.stats
@@ -218,6 +247,9 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         flags.append("no_face")
     elif coverage < FACE_PARTIAL_BELOW:
         flags.append("face_partial")
+    lost = face_lost_stretches(found, stream.cfg.fps)
+    if lost and coverage > 0.0:
+        flags.append("face_lost")
     if duration < SHORT_SECONDS:
         flags.append("short")
     if st.get("rotation", 0):
@@ -242,6 +274,8 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         "keyframes_with_face": stream.tracker.n_keyframes_hit if stream.tracker else 0,
         "crop_frac": round(float(np.mean(stream.crop_fracs)), 3) if stream.crop_fracs else None,
     }
+    if lost and coverage > 0.0:
+        info["face_lost_s"] = lost[:20]
     for key in ("decode_error", "header_duration"):
         if st.get(key) is not None:
             info[key] = st[key]

@@ -111,6 +111,11 @@ class ModelConfig:
     lambda_sync: float = 0.5
     sync_tau: float = 0.1
     sync_min_shift: int = 2
+    # Which part of the face crop the sync video front end reads: "face" (the whole crop at half
+    # resolution) or "mouth" (the lower-middle part of the crop at full resolution: rows 50-95 %,
+    # columns 20-80 % of a crop whose box was enlarged by face_margin, where the mouth sits for
+    # frontal faces), so the lips cover ~4x more input pixels.
+    sync_region: str = "face"
 
     # optional user-supplied encoder weights (safetensors files); never downloaded
     pretrained_video: str | None = None
@@ -219,6 +224,8 @@ class ModelConfig:
             problems.append("cluster_beta and fusion_gamma must lie in [0, 1]")
         if any(k < 2 for k in self.cluster_k_choices) or not self.cluster_k_choices:
             problems.append("cluster_k_choices must be non-empty with every K >= 2")
+        if self.sync_region not in ("face", "mouth"):
+            problems.append(f"sync_region must be 'face' or 'mouth', got {self.sync_region!r}")
         if self.sync_dim and not (self.sync_tau > 0 and self.sync_min_shift >= 1 and self.lambda_sync >= 0):
             problems.append("sync needs sync_tau > 0, sync_min_shift >= 1 and lambda_sync >= 0")
         if not self.fusion_eps > 0:

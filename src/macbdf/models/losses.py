@@ -137,6 +137,8 @@ class MACBCriterion(nn.Module):
         if cfg.sync_active and "sync_sim" in out:
             vl, al = batch["video_label"], batch["audio_label"]
             authentic = (vl >= 0) & (vl < 0.5) & (al >= 0) & (al < 0.5)
+            if "audio_present" in out:  # silence cannot be in or out of sync with a face
+                authentic = authentic & out["audio_present"]
             losses["sync"] = sync_loss(out["sync_sim"], out["sync_valid"].bool(), authentic, cfg.sync_tau,
                                        cfg.margin, cfg.sync_min_shift)
             losses["log_sync_diag"] = out["sync_features"][:, 0].detach().float().mean()

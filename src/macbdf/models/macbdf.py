@@ -37,7 +37,14 @@ from macbdf.models.encoders import AudioEncoder, VideoEncoder, load_pretrained
 from macbdf.models.fusion import RFMF, FusionWeights
 from macbdf.models.heads import FrameHead, ProgressiveHead
 from macbdf.models.multiscale import FusionModulation, MultiScaleBlock, fuse_weighted, pool_to_time
-from macbdf.models.sync import NUM_SYNC_FEATURES, SyncAudioNet, SyncVideoNet, sync_features, sync_similarity
+from macbdf.models.sync import (
+    NUM_SYNC_FEATURES,
+    SyncAudioNet,
+    SyncVideoNet,
+    audio_present,
+    sync_features,
+    sync_similarity,
+)
 
 OUTPUT_KEYS = ("logit", "audio_logit", "video_logit", "frame_logit_audio", "frame_logit_video", "emb_fused",
                "emb_audio", "emb_video", "z_audio", "z_video", "fusion_weights")
@@ -118,7 +125,7 @@ class MACBDF(nn.Module):
             self.concat_proj = nn.Sequential(nn.Linear(n_streams * c, c), nn.LayerNorm(c))
         # temporal synchrony extension (models/sync.py): per-step projections + window statistics -> fused
         if cfg.sync_active:
-            self.sync_video = SyncVideoNet(cfg.sync_dim)
+            self.sync_video = SyncVideoNet(cfg.sync_dim, region=cfg.sync_region)
             self.sync_audio = SyncAudioNet(cfg.preprocess.mel_per_frame, cfg.preprocess.n_mels, cfg.sync_dim)
             self.sync_embed = nn.Linear(NUM_SYNC_FEATURES, c)
         else:
@@ -257,7 +264,12 @@ class MACBDF(nn.Module):
             s = sync_similarity(self.sync_audio(batch["audio"].to(dtype), t), self.sync_video(batch["video"].to(dtype)))
             out["sync_sim"] = s                                                          # (B, T, T)
             out["sync_valid"] = mask
-            out["sync_features"] = sync_features(s, mask, cfg.sync_min_shift)              # (B, 4)
+            # A window whose audio is digital silence (no track, or a muted one) carries no evidence
+            # about synchrony either way: its statistics are zeroed, so a missing track cannot move
+            # the score by itself (the video still decides), and the sync loss skips it.
+            present = audio_present(batch["audio"], cfg.preprocess.log_eps)                 # (B,) bool
+            out["audio_present"] = present
+            out["sync_features"] = sync_features(s, mask, cfg.sync_min_shift) * present[:, None].to(s.dtype)  # (B, 4)
         for name, st in streams.items():
             emb = masked_time_mean(pool_to_time(st["map"]), valid)
             out[f"emb_{name}"] = emb

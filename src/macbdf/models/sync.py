@@ -30,12 +30,31 @@ Example:
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 NUM_SYNC_FEATURES = 4
+
+
+def audio_present(logmel: Tensor, log_eps: float, margin: float = 2.0) -> Tensor:
+    """(B, L, F) log-mel -> (B,) bool: True where the window holds any sound above digital silence.
+
+    `prepare` writes log(eps) everywhere for a clip without an audio track, and a muted track
+    decodes to (near) zeros, which land at the same floor; ``margin`` (natural-log units, ~17 dB
+    of power) keeps encoder noise around the floor from counting as sound.
+
+    Example:
+        >>> import math, torch
+        >>> floor = math.log(1e-6)
+        >>> audio_present(torch.stack([torch.full((8, 4), floor), torch.zeros(8, 4)]), 1e-6).tolist()
+        [False, True]
+    """
+    floor = math.log(max(float(log_eps), 1e-30))
+    return logmel.flatten(1).amax(1) > floor + margin
 
 
 class SyncVideoNet(nn.Module):
@@ -46,8 +65,12 @@ class SyncVideoNet(nn.Module):
     shape. Size-agnostic (any face size).
     """
 
-    def __init__(self, out_dim: int, width: int = 32) -> None:
+    # (row0, row1, col0, col1) of the crop that "mouth" reads, as fractions of the face crop
+    MOUTH_REGION = (0.50, 0.95, 0.20, 0.80)
+
+    def __init__(self, out_dim: int, width: int = 32, region: str = "face") -> None:
         super().__init__()
+        self.region = region
         ch = [1, width // 2, width, width, width]
         layers: list[nn.Module] = []
         for i in range(4):
@@ -58,7 +81,13 @@ class SyncVideoNet(nn.Module):
     def forward(self, video: Tensor) -> Tensor:
         b, t = video.shape[:2]
         x = rearrange(video, "b t c h w -> (b t) c h w").mean(1, keepdim=True)     # grey (BT, 1, S, S)
-        x = F.avg_pool2d(x, 2, ceil_mode=True)
+        if self.region == "mouth":
+            s_h, s_w = x.shape[-2:]
+            r0, r1, c0, c1 = self.MOUTH_REGION
+            x = x[..., int(r0 * s_h):max(int(r0 * s_h) + 1, int(r1 * s_h)),
+                  int(c0 * s_w):max(int(c0 * s_w) + 1, int(c1 * s_w))]               # (BT, 1, ~0.45S, ~0.6S)
+        else:
+            x = F.avg_pool2d(x, 2, ceil_mode=True)
         f = rearrange(self.conv(x).mean((2, 3)), "(b t) c -> b c t", b=b, t=t)       # (B, W, T)
         return F.normalize(rearrange(self.temporal(f), "b d t -> b t d"), dim=-1)
 

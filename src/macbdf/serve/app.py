@@ -195,6 +195,7 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
             "model": getattr(detector.model.config, "name", None),
             "device": str(detector.device),
             "threshold": detector.threshold,
+            "model_card": getattr(detector, "model_info", None),
             "num_frames": detector.num_frames,
             "fps": fps,
             "limits": {

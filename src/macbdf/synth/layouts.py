@@ -58,18 +58,27 @@ def fakeavceleb_row(spec: ClipSpec, seed: int) -> list[str]:
             f"FakeAVCeleb/{directory}"]
 
 
-def write_fakeavceleb(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
-    seed = plan.settings["seed"]
+def write_fakeavceleb_rows(out: Path, rows: list[list[str]], *, repeat_first_fake: bool = False) -> None:
+    """Write ``meta_data.csv`` (header + ``rows`` as produced by :func:`fakeavceleb_row`) atomically.
+
+    ``repeat_first_fake`` duplicates the first fake row, as the shipped file does (readers must cope).
+    Shared by ``macbdf synth`` and ``macbdf forge``.
+    """
     buf = io.StringIO()
     buf.write(FAKEAVCELEB_HEADER + "\n")
     w = csv.writer(buf, lineterminator="\n")
-    rows = [fakeavceleb_row(c, seed) for c in done]
-    # The shipped meta_data.csv repeats some rows; readers must cope, so we repeat one too.
+    rows = list(rows)
     fakes = [r for r in rows if r[3] != "real"]
-    if fakes:
+    if repeat_first_fake and fakes:
         rows.insert(rows.index(fakes[0]) + 1, list(fakes[0]))
     w.writerows(rows)
     atomic_write_text(out / "meta_data.csv", buf.getvalue())
+
+
+def write_fakeavceleb(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
+    seed = plan.settings["seed"]
+    # The shipped meta_data.csv repeats some rows; readers must cope, so we repeat one too.
+    write_fakeavceleb_rows(out, [fakeavceleb_row(c, seed) for c in done], repeat_first_fake=True)
 
 
 def lavdf_record(spec: ClipSpec, seed: int, full: bool) -> dict[str, Any]:
@@ -96,13 +105,17 @@ def lavdf_record(spec: ClipSpec, seed: int, full: bool) -> dict[str, Any]:
     return rec
 
 
-def write_lavdf(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
-    seed = plan.settings["seed"]
-    full = [lavdf_record(c, seed, True) for c in done]
-    keys = ("timestamps", "transcript")
-    mini = [{k: v for k, v in r.items() if k not in keys} for r in full]
+def write_lavdf_records(out: Path, full: list[dict[str, Any]], full_only: tuple[str, ...] = ("timestamps", "transcript")) -> None:
+    """Write LAV-DF's ``metadata.json`` (``full`` records) and ``metadata.min.json`` (without the
+    ``full_only`` keys) atomically. Shared by ``macbdf synth`` and ``macbdf forge``."""
+    mini = [{k: v for k, v in r.items() if k not in full_only} for r in full]
     atomic_write_text(out / "metadata.json", json.dumps(full, indent=1))
     atomic_write_text(out / "metadata.min.json", json.dumps(mini))
+
+
+def write_lavdf(out: Path, plan: Plan, done: list[ClipSpec]) -> None:
+    seed = plan.settings["seed"]
+    write_lavdf_records(out, [lavdf_record(c, seed, True) for c in done])
 
 
 WRITERS = {"fakeavceleb": write_fakeavceleb, "lavdf": write_lavdf}

@@ -16,7 +16,8 @@ No official split; identity = ``source`` (for identity-disjoint splits).
 The synthetic benchmark (``macbdf synth --layout fakeavceleb``) writes the same layout plus
 ``synth_info.json``, which says which identities belong to which split (identity-disjoint, with
 held-out manipulation families only in test); when that file is present its split is used as the
-dataset's own (``synth_info=False`` ignores it).
+dataset's own (``synth_info=False`` ignores it). ``macbdf forge --layout fakeavceleb`` writes
+``forge_info.json`` with the same kind of table (``identity_splits``), read the same way.
 
 Example:
     >>> import tempfile, pathlib
@@ -163,14 +164,16 @@ def load_fakeavceleb(root: Path, *, metadata: str = "meta_data.csv", missing: st
     if conflicts:
         log.warning("fakeavceleb: %d row(s) whose category letter disagrees with their folder; "
                     "the folder (type) was used", conflicts)
-    if synth_info and (root / SYNTH_INFO).is_file():
-        splits = identity_splits(root / SYNTH_INFO)
+    info = next((root / n for n in (SYNTH_INFO, FORGE_INFO) if (root / n).is_file()), None)
+    if synth_info and info is not None:
+        splits = identity_splits(info)
         for r in records:
             r.split = splits.get(r.identity or "", UNASSIGNED)
     return handle_missing(records, missing=missing, dataset="fakeavceleb", source=root)
 
 
 SYNTH_INFO = "synth_info.json"
+FORGE_INFO = "forge_info.json"   # ``macbdf forge`` output: same identity_splits table
 
 
 def _identity_name(value: Any, *, where: str) -> str:

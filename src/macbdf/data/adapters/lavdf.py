@@ -9,6 +9,12 @@ modalities (``real``, ``visual_modified``, ``audio_modified``, ``both_modified``
 content-driven generator). Identity = the source video (``original``, or the file itself for a
 real video): LAV-DF has no subject ids, and a fake shares its person with its original.
 
+Optional keys (written by ``macbdf forge``, absent from LAV-DF itself): ``identity`` (the person,
+used instead of the source video), ``method`` (the manipulation, instead of the modified
+modalities), and per-modality periods ``visual_fake_periods`` / ``audio_fake_periods`` (also
+spelled ``*_fake_segments`` as in AV-Deepfake1M), used instead of applying ``fake_periods`` to
+every modified modality.
+
 Example:
     >>> import tempfile, pathlib, json
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -108,6 +114,14 @@ def _record(obj: dict[str, Any], *, where: str, base: Path) -> SampleRecord:
     if n_fakes is not None and periods and n_fakes != len(periods):
         raise ManifestError(f"{where}: n_fakes={n_fakes} but {len(periods)} fake_periods")
     original = optional_str(obj.get("original"), where=where, field="original")
+    identity = optional_str(obj.get("identity"), where=where, field="identity")
+    method = optional_str(obj.get("method"), where=where, field="method")
+    own: dict[str, list[list[float]] | None] = {}
+    for mod, flag in (("visual", vl), ("audio", al)):
+        key = next((f"{mod}_fake_{k}" for k in ("periods", "segments") if f"{mod}_fake_{k}" in obj), None)
+        own[mod] = None if key is None else parse_periods(obj[key], where=where, field=key)
+        if own[mod] and not flag:
+            raise ManifestError(f"{where}: {key} on a record whose modify_{'video' if mod == 'visual' else 'audio'} is false")
     extra: dict[str, Any] = {}
     if original:
         extra["original"] = original
@@ -117,6 +131,8 @@ def _record(obj: dict[str, Any], *, where: str, base: Path) -> SampleRecord:
             extra[k] = int(v) if k != "duration" else v
     return SampleRecord(
         video_id=file, path=str(base / file), label=label, video_label=vl, audio_label=al,
-        fake_periods=periods, category=("FV" if vl else "RV") + ("FA" if al else "RA"),
-        method=METHOD_OF[(vl, al)], split=split, identity=original or file, dataset="lavdf", extra=extra,
+        fake_periods=periods, video_fake_periods=own["visual"], audio_fake_periods=own["audio"],
+        category=("FV" if vl else "RV") + ("FA" if al else "RA"),
+        method=method or METHOD_OF[(vl, al)], split=split, identity=identity or original or file, dataset="lavdf",
+        extra=extra,
     )

@@ -104,6 +104,16 @@
     nothing_decodable: "no frame of the video could be decoded",
   };
 
+  // What the model is and is not good for, from its model card: shown beside every verdict.
+  function renderCard(m) {
+    const box = $("model-card");
+    if (!m) { box.classList.add("hidden"); return; }
+    box.classList.remove("hidden");
+    box.dataset.recipe = m.recipe || "unknown";
+    $("model-card-summary").textContent = m.summary || "";
+    $("model-card-notfor").textContent = m.not_for && m.not_for.length ? `Not for: ${m.not_for.join("; ")}.` : "";
+  }
+
   function render(r) {
     current = r;
     const v = $("verdict");
@@ -114,7 +124,9 @@
     $("p-fake").textContent = pct(r.p_fake); bar("bar-fake", r.p_fake);
     $("p-audio").textContent = pct(r.p_audio_fake); bar("bar-audio", r.p_audio_fake);
     $("p-video").textContent = pct(r.p_video_fake); bar("bar-video", r.p_video_fake);
-    let info = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability. Audio and video probabilities come from the single-modality heads.`;
+    let info = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability` +
+      (r.model && r.model.threshold_source ? ` (${r.model.threshold_source})` : "") +
+      `. Audio and video probabilities come from the single-modality heads.`;
     if (r.verdict === "abstain") {
       info = `No verdict: ${ABSTAIN_TEXT[r.abstain_reason] || r.abstain_reason || "the clip cannot be judged"}.`;
     } else if (r.p_audio_fake === null && r.p_video_fake !== null) {
@@ -123,6 +135,7 @@
       info = `Judged on the audio track only (no usable face video), at threshold ${r.threshold.toFixed(2)}.`;
     }
     $("threshold-info").textContent = info;
+    renderCard(r.model);
     const ul = $("segments");
     ul.textContent = "";
     if (!r.segments.length) { const li = document.createElement("li"); li.textContent = "none"; ul.appendChild(li); }
