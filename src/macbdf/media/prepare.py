@@ -231,7 +231,7 @@ FaceCropStream = _CropStream
 
 
 def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
-           logmel_peak_silent: bool) -> tuple[list[str], dict[str, Any]]:
+           logmel_peak_silent: bool, found_so_far: np.ndarray | None = None) -> tuple[list[str], dict[str, Any]]:
     st = stream.stats
     coverage = float(found.mean()) if found.size else 0.0
     flags: list[str] = []
@@ -247,8 +247,11 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         flags.append("no_face")
     elif coverage < FACE_PARTIAL_BELOW:
         flags.append("face_partial")
-    lost = face_lost_stretches(found, stream.cfg.fps)
-    if lost and coverage > 0.0:
+    # Over the whole file so far (like the audio flags), so the last window's flags do not depend on
+    # how the file was cut into windows; times are from the start of the file.
+    seen = found if found_so_far is None else found_so_far
+    lost = face_lost_stretches(seen, stream.cfg.fps)
+    if lost and bool(np.any(seen)):
         flags.append("face_lost")
     if duration < SHORT_SECONDS:
         flags.append("short")
@@ -301,6 +304,7 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
     reader: AudioReader | None = None
     crops: list[np.ndarray] = []
     found: list[bool] = []
+    found_all = bytearray()   # one byte per frame of the whole file (face_lost spans windows)
     start = 0
     peak = [0.0]
 
@@ -328,8 +332,9 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
             duration = min(float(stream.stats["decoded_duration"]), duration + 1.0 / cfg.fps)
         # Whole-video length so far; "short" can only be decided at the last window.
         total = max(duration, (start + n) / cfg.fps) if final else float("inf")
+        found_all.extend(bytes(bytearray(found)))
         flags, info = _flags(stream, np.asarray(found, bool), total, reader,
-                             reader.has_audio and peak[0] < SILENT_PEAK)
+                             reader.has_audio and peak[0] < SILENT_PEAK, np.frombuffer(bytes(found_all), np.uint8) > 0)
         clip = PreparedClip(frames=frames, logmel=logmel, fps=float(cfg.fps), duration=float(duration),
                             start_frame=start, flags=flags, info=info)
         start += n
