@@ -33,6 +33,8 @@ from typing import IO, Any, Iterator, Mapping
 import torch
 from torch import nn
 
+from macbdf.filemode import chmod_like_new_file
+
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAIN_STATE_FILE = "train_state.pt"
@@ -51,6 +53,9 @@ __all__ = [
     "unwrap_model",
     "model_from_config",
     "atomic_write_text",
+    "chmod_like_new_file",
+    "check_finite_state",
+    "NonFiniteWeights",
 ]
 
 
@@ -71,7 +76,10 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 def _tmp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        chmod_like_new_file(fd)
+    finally:
+        os.close(fd)
     return Path(name)
 
 
@@ -124,6 +132,28 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class NonFiniteWeights(CheckpointError):
+    """Weights or buffers hold NaN/Inf; such a model must not be saved or used."""
+
+
+def check_finite_state(state: Mapping[str, Any], what: str = "model") -> None:
+    """Raise `NonFiniteWeights` naming the first tensors (weights or buffers: BatchNorm statistics,
+    cluster banks, queues) that hold NaN or Inf.
+
+    Example:
+        >>> check_finite_state({"w": torch.ones(2)})
+        >>> check_finite_state({"bn.running_mean": torch.tensor([float("nan")])})
+        Traceback (most recent call last):
+        ...
+        macbdf.checkpoint.NonFiniteWeights: model holds non-finite values (NaN/Inf) in bn.running_mean
+    """
+    bad = [k for k, v in state.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise NonFiniteWeights(f"{what} holds non-finite values (NaN/Inf) in {', '.join(bad[:3])}{more}")
+
+
 def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[str, Any] | None = None,
                card: Mapping[str, Any] | None = None) -> Path:
     """Write ``out_dir/model.safetensors``, ``out_dir/config.json`` and the model card atomically.
@@ -142,6 +172,8 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     from macbdf import __version__
 
     model = unwrap_model(model)
+    # A NaN never reaches a checkpoint: it would load fine and answer "real" for everything.
+    check_finite_state(model.state_dict(), f"refusing to save {out_dir}: the model")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"model": _model_config_dict(model), "threshold": 0.5, "macbdf_version": __version__}
@@ -156,6 +188,7 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     tmp = _tmp_path(final)
     try:
         _st_save(model, str(tmp), metadata={"format": "pt", "macbdf_version": __version__})
+        chmod_like_new_file(tmp)   # safetensors recreates the file 0600
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -236,7 +269,7 @@ def load_model(ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu") 
         model = model_from_config(meta["model"])
     except CheckpointError:
         raise
-    except Exception as e:  # unknown model name, bad field values, ...
+    except Exception as e:  # unknown model name, out-of-range or ill-typed values (validated before allocating)
         raise CheckpointError(f"cannot build the model of {d / CONFIG_FILE}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     try:
         _st_load(model, str(weights), strict=True, device="cpu")
@@ -248,6 +281,7 @@ def load_model(ckpt_dir: str | os.PathLike, device: str | torch.device = "cpu") 
         raise CheckpointError(f"weights in {weights} do not match config.json: {msg}") from None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {weights}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    check_finite_state(model.state_dict(), f"{weights}")
     model.to(device)
     model.eval()
     return model, meta

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import queue
@@ -46,6 +47,9 @@ from macbdf.config import PreprocessConfig
 
 __all__ = [
     "DetectionResult",
+    "VERDICTS",
+    "ABSTAIN_REASONS",
+    "finite_json",
     "WindowResult",
     "Detector",
     "DetectionTimeout",
@@ -54,9 +58,36 @@ __all__ = [
 ]
 
 AGGREGATIONS = ("mean", "max")
+VERDICTS = ("real", "fake", "abstain")
+# Why a result abstains (verdict "abstain", p-values None): the clip has no track that can be judged.
+ABSTAIN_REASONS = ("too_short", "no_face", "video_too_small", "non_finite_input", "non_finite_output",
+                   "nothing_decodable")
+# Fewer frames than this (at the checkpoint's fps) are no evidence for either track: a 1-frame video,
+# a PNG renamed .mp4, an audio file whose only video is its cover art. 0.2 s is also the shortest
+# segment `find_segments` reports.
+MIN_EVIDENCE_S = 0.2
+# Flags that make a track unusable for a verdict (the other track may still decide).
+_AUDIO_UNUSABLE = ("no_audio", "non_finite_audio")
+_VIDEO_UNUSABLE = ("no_face", "video_too_small")
 # Frame scores are rounded in the result: 4 decimals are far below any meaningful score
 # difference and keep the JSON of a 10-minute video small.
 _SCORE_DECIMALS = 4
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-Inf) replaced by None, recursively (strict JSON).
+
+    Example:
+        >>> finite_json({"p": float("nan"), "xs": [1.0, float("inf")], "n": 2})
+        {'p': None, 'xs': [1.0, None], 'n': 2}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 class DetectionTimeout(Exception):
@@ -68,7 +99,11 @@ class DetectionResult:
     """The answer for one input file; the fields are exactly the JSON object of `macbdf detect --json`.
 
     ``error`` is None when the file was scored, else a one-line reason (then the scores are None
-    and ``verdict`` is None). ``frame_scores`` is ``{"audio": [...], "video": [...], "fps": f}``;
+    and ``verdict`` is None). ``verdict`` is ``real``, ``fake`` or ``abstain``: a clip with no track
+    that can be judged (too short, no face and no usable audio, non-finite input or model output,
+    nothing decodable) abstains with ``abstain_reason`` set and its p-values None. When only one
+    track is usable the verdict rests on that track: ``p_fake`` is its unimodal probability, the
+    other track's p-value is None, and ``flags`` says ``no_audio`` (or ``no_video``). ``frame_scores`` is ``{"audio": [...], "video": [...], "fps": f}``;
     ``segments`` is a list of ``{"start": s, "end": s, "modality": "audio"|"video"|"both",
     "score": p}`` in seconds; ``timings`` holds ``decode_prepare_s``, ``model_s``, ``total_s``.
 
@@ -95,10 +130,11 @@ class DetectionResult:
     # What the model is and is not good for (its model card, in brief) and where the threshold
     # came from: shown beside every verdict so nobody reads a synthetic-only model's "FAKE" as fact.
     model: dict[str, Any] | None = None
+    abstain_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict (same keys as the dataclass fields)."""
-        return asdict(self)
+        """Plain, strictly JSON-serialisable dict (same keys as the dataclass fields; no NaN/Inf)."""
+        return finite_json(asdict(self))
 
     @property
     def ok(self) -> bool:
@@ -130,6 +166,8 @@ def _one_line(exc: BaseException) -> str:
     from macbdf.media.prepare import MediaError
 
     msg = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return f"symbolic link loop: {exc.filename or msg}"
     if isinstance(exc, MediaError):
         return msg or "media error"
     if isinstance(exc, FileNotFoundError):
@@ -494,7 +532,8 @@ class Detector:
             # The media pipeline has a fixed cost per window it emits (audio read + log-mel call),
             # so it prepares one batch worth of frames at a time (measured ~1.3-1.8x faster than
             # T-frame windows); the chunk is then cut into model windows (views, no copies).
-            chunks = iter_windows(path, self.preprocess, T * self.batch_windows, face_detector=self.face_detector)
+            chunks = iter_windows(path, self.preprocess, T * self.batch_windows, face_detector=self.face_detector,
+                                  deadline=deadline)
             try:
                 for chunk in chunks:
                     n = int(chunk.frames.shape[0])
@@ -595,10 +634,14 @@ class Detector:
     ) -> DetectionResult:
         """Score one file; never raises for bad input (the result's ``error`` says why).
 
+        A clip that cannot be judged gets ``verdict == "abstain"`` and an ``abstain_reason``.
+
         ``max_frames`` stops after that many frames (flag ``truncated``); ``timeout_s`` gives up
         between windows once exceeded (error ``detection timed out``); ``display_path`` is the
         name reported in ``path`` (the server reports the upload's name, not its temp file).
         """
+        from macbdf.media.decode import MediaTimeout, NothingDecodable
+
         t_start = time.perf_counter()
         deadline = None if timeout_s is None else time.monotonic() + float(timeout_s)
         timings = {"decode_prepare_s": 0.0, "model_s": 0.0, "total_s": 0.0}
@@ -618,10 +661,11 @@ class Detector:
         face_found = 0.0
         face_known = True
         try:
-            if not Path(path).exists():
-                raise FileNotFoundError(2, "no such file", str(path))
-            if Path(path).is_dir():
+            # os.stat follows links: a loop raises ELOOP (reported as such, not as "file not found").
+            st = os.stat(path)
+            if os.path.isdir(path):
                 raise IsADirectoryError(21, "is a directory", str(path))
+            del st
             for w in self._windows(path, timings, max_frames=max_frames, deadline=deadline, flags_out=flags):
                 fa.extend(w.frame_scores["audio"])
                 fv.extend(w.frame_scores["video"])
@@ -632,9 +676,16 @@ class Detector:
                 else:
                     face_found += w.face_coverage * w.num_frames
             if not win_p:
-                raise RuntimeError("no frames could be decoded")
+                raise NothingDecodable("no frames could be decoded")
+        except NothingDecodable:
+            # A media file whose video has no decodable frame: nothing to judge, which is an answer.
+            result.verdict, result.abstain_reason = "abstain", "nothing_decodable"
+            result.flags = flags
+            timings["total_s"] = round(time.perf_counter() - t_start, 4)
+            return result
         except Exception as e:  # bad input must become a flagged result, never abort a batch
-            result.error = "detection timed out" if isinstance(e, DetectionTimeout) else _one_line(e)
+            timed_out = isinstance(e, (DetectionTimeout, MediaTimeout))
+            result.error = "detection timed out" if timed_out else _one_line(e)
             result.flags = flags
             timings["total_s"] = round(time.perf_counter() - t_start, 4)
             for k in ("decode_prepare_s", "model_s"):
@@ -647,16 +698,57 @@ class Detector:
             agg = probs.max(axis=0)
         else:
             agg = (probs * weights[:, None]).sum(axis=0) / weights.sum()
-        result.p_fake, result.p_audio_fake, result.p_video_fake = (round(float(x), 6) for x in agg)
-        result.verdict = "fake" if result.p_fake >= self.threshold else "real"
-        result.frame_scores = {"audio": fa, "video": fv, "fps": fps}
-        result.segments = find_segments(fa, fv, fps, self.frame_threshold)
         result.flags = _merge_flags(last_flags, flags, face_found / len(fa) if face_known else None)
         result.duration = round(len(fa) / fps, 3)
+        self._decide(result, agg, fa, fv, fps)
         timings["total_s"] = round(time.perf_counter() - t_start, 4)
         for k in ("decode_prepare_s", "model_s"):
             timings[k] = round(timings[k], 4)
         return result
+
+    def _decide(self, result: DetectionResult, agg: np.ndarray, fa: list[float], fv: list[float], fps: float) -> None:
+        """Verdict from the usable tracks only (see `DetectionResult`); sets p-values, scores, segments."""
+        flags = result.flags
+        n = len(fa)
+        audio_ok = not any(f in flags for f in _AUDIO_UNUSABLE)
+        video_ok = not any(f in flags for f in _VIDEO_UNUSABLE)
+        reason = None
+        if n < max(1, math.ceil(MIN_EVIDENCE_S * fps - 1e-9)):
+            reason = "too_short"
+        elif not audio_ok and not video_ok:
+            reason = ("non_finite_input" if "non_finite_audio" in flags
+                      else next(f for f in _VIDEO_UNUSABLE if f in flags))
+        if reason is None:
+            p_all, p_a, p_v = (float(x) for x in agg)
+            used = ([p_all] if audio_ok and video_ok else []) + ([p_a] if audio_ok else []) + ([p_v] if video_ok else [])
+            scores = (fa if audio_ok else []) + (fv if video_ok else [])
+            # NaN weights or an overflowing input give NaN logits: that is no evidence either way.
+            if not all(math.isfinite(x) for x in used) or not np.isfinite(np.asarray(scores, np.float64)).all():
+                reason = "non_finite_output"
+        if reason is not None:
+            result.verdict, result.abstain_reason = "abstain", reason
+            result.p_fake = result.p_audio_fake = result.p_video_fake = None
+            result.frame_scores = {"audio": [], "video": [], "fps": fps}
+            result.segments = []
+            return
+        if audio_ok and video_ok:
+            p_fake = p_all
+        elif video_ok:
+            p_fake = p_v  # the multimodal head saw silence: decide on the video track alone
+            if "no_audio" not in flags:
+                flags.append("no_audio")
+        else:
+            p_fake = p_a
+            if "no_video" not in flags:
+                flags.append("no_video")
+        result.p_fake = round(p_fake, 6)
+        result.p_audio_fake = round(p_a, 6) if audio_ok else None
+        result.p_video_fake = round(p_v, 6) if video_ok else None
+        result.verdict = "fake" if result.p_fake >= self.threshold else "real"
+        ka, kv = (fa if audio_ok else []), (fv if video_ok else [])
+        result.frame_scores = {"audio": ka, "video": kv, "fps": fps}
+        zeros = [0.0] * n
+        result.segments = find_segments(ka or zeros, kv or zeros, fps, self.frame_threshold)
 
     def __call__(self, path: str | os.PathLike[str]) -> DetectionResult:
         """Score one file (see `detect`)."""

@@ -42,6 +42,8 @@ from torch import Tensor, nn
 from macbdf.checkpoint import (
     TRAIN_STATE_FILE,
     CheckpointError,
+    NonFiniteWeights,
+    check_finite_state,
     atomic_write_text,
     load_train_state,
     save_model,
@@ -121,6 +123,9 @@ class TrainConfig:
     tensorboard: bool = True
     deterministic: bool | None = None  # None: on for CPU, off (cudnn.benchmark) on GPU
     max_bad_steps: int = 20            # consecutive non-finite steps before giving up
+    # A run that skips more than this share of its steps (non-finite loss, batches without 2 usable
+    # samples) fails with a clear message instead of shipping a model trained on what was left.
+    max_skip_fraction: float = 0.25
     ddp_find_unused: bool | None = None  # None: probe for parameters no loss reaches, freeze them
     # "label": each epoch repeats the authentic training samples so that real and fake are about equally
     # frequent (an epoch gets longer); "none": every sample once per epoch.
@@ -165,6 +170,8 @@ class TrainConfig:
             problems.append("need lr > 0, weight_decay >= 0, warmup >= 0, clip_grad >= 0")
         if not (0.0 <= self.min_lr_ratio <= 1.0):
             problems.append("min_lr_ratio must lie in [0, 1]")
+        if not (0.0 <= self.max_skip_fraction <= 1.0):
+            problems.append("--max-skip-fraction must lie in [0, 1]")
         if problems:
             raise TrainError("; ".join(problems))
         return self
@@ -507,6 +514,7 @@ class _Trainer:
         self.threshold = 0.5
         self.bad_steps = 0
         self.skipped = 0
+        self.bad_files: set[str] = set()
         self.last_val: dict[str, Any] | None = None
         self.epoch_acc = self._zero_epoch_acc()
         if state is not None:
@@ -606,13 +614,45 @@ class _Trainer:
         self.epoch_acc = {k: float(v) for k, v in st.get("epoch_acc", self._zero_epoch_acc()).items()}
         self._pending_rng = st["rng"]
 
+    def _check_finite(self, where: str) -> None:
+        """Weights and buffers (BatchNorm statistics, cluster banks, queues) of everything that is
+        saved must be finite: a NaN never reaches a checkpoint (the last good one stays)."""
+        try:
+            for what, module in (("model", self.model), ("criterion", self.criterion), ("shipped model", self._shipped())):
+                check_finite_state(unwrap_model(module).state_dict(), what)
+        except NonFiniteWeights as e:
+            raise TrainError(f"training failed: {e} at step {self.step}; not saving {where} (the last checkpoint "
+                             f"in {self.run_dir} is kept; check the data or lower --lr)") from None
+
     def _save(self) -> None:
         """Model checkpoint (inference) + train state (resume); rank 0 writes, others wait."""
         if self.info.is_main:
+            self._check_finite("the checkpoint")
             extra = self._meta_extra()
             save_model(self._shipped(), self.run_dir, extra=extra, card=self._card())
             save_train_state(self.state_path, self._state_dict())
         D.barrier()
+
+    def _note_bad_samples(self, bad: list[tuple[str, str]] | None) -> None:
+        """Log each unusable sample once per run (metrics.jsonl and stderr); training goes on without it."""
+        for file, reason in bad or []:
+            if file in self.bad_files:
+                continue
+            self.bad_files.add(file)
+            if self.info.is_main or self.info.distributed:
+                self.logger.log({"kind": "bad_sample", "step": self.step, "epoch": self.epoch, "file": file,
+                                 "reason": reason})
+                print(f"warning: skipping sample {file}: {reason}", file=sys.stderr)
+
+    def _buffers(self) -> list[Tensor]:
+        return [b for m in (self.model, self.criterion) for b in unwrap_model(m).buffers()]
+
+    def _skip_limit(self) -> None:
+        if self.skipped > self.cfg.max_skip_fraction * self.total_steps:
+            raise TrainError(
+                f"training failed: {self.skipped} of {self.total_steps} steps skipped by step {self.step} (more than "
+                f"max_skip_fraction={self.cfg.max_skip_fraction:g}); check the data: bad samples and skipped steps "
+                f"are listed in {self.run_dir / 'metrics.jsonl'}")
 
     def _shipped(self) -> nn.Module:
         """The weights that are validated and saved: the EMA when on, else the trained ones."""
@@ -662,6 +702,9 @@ class _Trainer:
         cfg = self.cfg
         self.joint.train()
         self.optimizer.zero_grad(set_to_none=True)
+        # The forward updates buffers (BatchNorm statistics, cluster bank, queues) before we know
+        # whether the step is usable; a skipped step puts them back, so a NaN input leaves no trace.
+        saved = [b.detach().clone() for b in self._buffers()]
         with self._autocast():
             out, losses = self.joint(batch)
         losses = {k: (v.float() if isinstance(v, Tensor) else v) for k, v in losses.items()}
@@ -691,6 +734,10 @@ class _Trainer:
             self.optimizer.step()
         else:
             skipped = True
+        if skipped:
+            with torch.no_grad():
+                for b, v in zip(self._buffers(), saved):
+                    b.copy_(v)
         if self.ema is not None and not skipped:
             self.ema.update(self.model)
         self.scheduler.step()
@@ -718,6 +765,13 @@ class _Trainer:
                                              generator=torch.Generator().manual_seed(self.cfg.seed))
         rows = []
         for b_idx, batch in zip(batches, loader):
+            bad = batch.pop("bad_samples", None)
+            if bad:
+                self._note_bad_samples(bad)
+                gone = {f for f, _ in bad}
+                b_idx = [i for i in b_idx if str(self.val_ds.records[i].file) not in gone]
+                if not b_idx:
+                    continue
             batch = _to_device(batch, self.device)
             with self._autocast():
                 out = model(batch)
@@ -769,6 +823,7 @@ class _Trainer:
         if math.isfinite(auc) and (self.best_auc is None or auc > self.best_auc or tie_better):
             self.best_auc, self.best_step, self.best_bce = auc, self.step, bce
             if self.info.is_main:
+                self._check_finite("best/")
                 save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra(), card=self._card())
             D.barrier()
         if pbar is not None:
@@ -829,15 +884,30 @@ class _Trainer:
                 it = self._epoch_loader(self.epoch, self.batch_in_epoch)
                 for batch in it:
                     t0 = time.perf_counter()
-                    batch = _to_device(batch, self.device)
-                    res = self._train_step(batch)
+                    self._note_bad_samples(batch.pop("bad_samples", None))
+                    usable = "video" in batch and int(batch["video"].shape[0]) >= 2
+                    if self.info.distributed:   # every rank must take the same branch (collectives)
+                        flag = torch.tensor([0.0 if usable else 1.0], device=self.device)
+                        D.all_reduce_sum(flag)
+                        usable = float(flag.item()) == 0.0
+                    if usable:
+                        batch = _to_device(batch, self.device)
+                        res = self._train_step(batch)
+                    else:
+                        # Fewer than 2 usable samples (BatchNorm needs 2): the step is skipped.
+                        self.scheduler.step()
+                        res = {"total": torch.tensor(float("nan")), "losses": {}, "diag": {},
+                               "gnorm": torch.tensor(float("nan")), "skipped": True, "correct": 0.0, "n": 0,
+                               "why": "fewer than 2 usable samples in the batch"}
                     self.step += 1
                     self.batch_in_epoch += 1
                     if res["skipped"]:
                         self.skipped += 1
                         self.bad_steps += 1
                         self.logger.log({"kind": "skip", "step": self.step, "epoch": self.epoch,
-                                         "reason": "non-finite loss or gradient", "train/loss": float(res["total"])})
+                                         "reason": res.get("why", "non-finite loss or gradient"),
+                                         "train/loss": _finite_or_none(float(res["total"]))})
+                        self._skip_limit()
                         if self.bad_steps > cfg.max_bad_steps:
                             raise TrainError(f"training diverged: {self.bad_steps} consecutive non-finite steps at step "
                                              f"{self.step} (lower --lr, use fp32, or check the data)")
@@ -875,6 +945,7 @@ class _Trainer:
                 self.best_step = self.step
             self._save()
             if self.info.is_main and (self.best_auc is None or not (self.run_dir / "best").exists()):
+                self._check_finite("best/")
                 save_model(self._shipped(), self.run_dir / "best", extra=self._meta_extra(), card=self._card())
             D.barrier()
         finally:
@@ -900,7 +971,9 @@ class _Trainer:
             "resumed_from_step": (int(state["step"]) if state is not None else None),
         }
         if self.info.is_main:
-            atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            from macbdf.detect import finite_json
+
+            atomic_write_text(self.run_dir / "summary.json", json.dumps(finite_json(summary), indent=2, allow_nan=False) + "\n")
         return summary
 
     def _end_epoch(self) -> None:

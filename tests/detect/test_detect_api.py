@@ -11,7 +11,7 @@ import pytest
 from macbdf.detect import DetectionResult, Detector, find_segments
 
 RESULT_FIELDS = ["path", "p_fake", "p_audio_fake", "p_video_fake", "verdict", "threshold", "frame_scores",
-                 "segments", "flags", "error", "timings", "duration", "model"]
+                 "segments", "flags", "error", "timings", "duration", "model", "abstain_reason"]
 
 
 # ---------------------------------------------------------------- segments (pure function)

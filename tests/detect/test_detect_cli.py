@@ -11,7 +11,7 @@ import pytest
 from macbdf.cli import main
 
 FIELDS = {"path", "p_fake", "p_audio_fake", "p_video_fake", "verdict", "threshold", "frame_scores",
-          "segments", "flags", "error", "timings", "duration", "model"}
+          "segments", "flags", "error", "timings", "duration", "model", "abstain_reason"}
 
 
 def test_mixed_inputs_json_csv_plots_exit_1(tiny_checkpoint: Path, clip_dir: Path, tmp_path: Path,

@@ -14,7 +14,7 @@ from macbdf.serve import ServeSettings, create_app
 from macbdf.serve.upload import sniff_container
 
 FIELDS = {"path", "p_fake", "p_audio_fake", "p_video_fake", "verdict", "threshold", "frame_scores",
-          "segments", "flags", "error", "timings", "duration", "model"}
+          "segments", "flags", "error", "timings", "duration", "model", "abstain_reason"}
 
 
 @pytest.fixture(scope="module")

@@ -66,3 +66,31 @@ def test_bad_upload_shows_clear_error(browser, live_server, clip_dir: Path) -> N
     assert not page.is_visible("#result")
     page.close()
     assert list(upload_dir.iterdir()) == []
+
+
+def test_abstention_is_shown_as_no_verdict(browser, live_server, tmp_path: Path) -> None:
+    """A single still frame (issue 15: a PNG named .mp4, cover art) gets "NO VERDICT" and the reason."""
+    import av
+    import numpy as np
+
+    clip = tmp_path / "still.mkv"
+    with av.open(str(clip), "w") as c:
+        vs = c.add_stream("ffv1", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        for p in vs.encode(av.VideoFrame.from_ndarray(np.full((120, 160, 3), 90, np.uint8), format="rgb24")):
+            c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    base, upload_dir = live_server
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    page.set_input_files("#file", str(clip))
+    page.wait_for_function("() => document.getElementById('verdict').dataset.verdict !== ''", timeout=120_000)
+    assert page.get_attribute("#verdict", "data-verdict") == "abstain"
+    assert page.text_content("#verdict") == "NO VERDICT"
+    assert page.text_content("#p-fake") == "–" and "too short" in page.text_content("#threshold-info")
+    assert errors == []
+    page.close()
+    assert list(upload_dir.iterdir()) == []

@@ -41,6 +41,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from macbdf.filemode import chmod_like_new_file
+
+DEFAULT_MAX_SECONDS = 3600.0   # an hour of video per file unless lifted (memory is bounded; time is not)
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".flv", ".wmv", ".3gp", ".ogv"}
 )
@@ -63,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default) or max (more sensitive to short fake passages)")
     parser.add_argument("--batch-windows", type=int, default=4, metavar="N",
                         help="windows per forward pass (memory vs speed; default 4)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help=f"score at most this many seconds of each video (flag truncated; default "
+                             f"{DEFAULT_MAX_SECONDS:.0f}, 0 = no limit)")
     parser.add_argument("--quiet", action="store_true", help="no table and no progress bar")
 
 
@@ -123,6 +129,7 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(target))
     try:
+        chmod_like_new_file(fd)   # mkstemp makes 0600 files; outputs follow the umask like open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, target)
@@ -130,6 +137,14 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def print_safe(text: str, file: Any = None) -> None:
+    """print() that survives text the stream cannot encode (a non-UTF-8 file name on a strict
+    UTF-8 or ASCII terminal): such characters are written as backslash escapes."""
+    stream = sys.stdout if file is None else file
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    print(text.encode(enc, "backslashreplace").decode(enc, "replace"), file=stream)
 
 
 def _fmt(p: float | None) -> str:
@@ -147,8 +162,11 @@ def format_table(results: Sequence[Any]) -> str:
             segs = ", ".join(f"{s['start']:.1f}-{s['end']:.1f}s {s['modality']}" for s in r.segments[:3])
             if len(r.segments) > 3:
                 segs += f" (+{len(r.segments) - 3})"
+            note = ",".join(r.flags) or "-"
+            if getattr(r, "abstain_reason", None):
+                note = f"abstain: {r.abstain_reason}" + (f"; {','.join(r.flags)}" if r.flags else "")
             rows.append((name, r.verdict or "-", _fmt(r.p_fake), _fmt(r.p_audio_fake), _fmt(r.p_video_fake),
-                         segs or "-", ",".join(r.flags) or "-"))
+                         segs or "-", note))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
@@ -165,7 +183,8 @@ def model_note(info: dict[str, Any], threshold: float) -> str:
 
 
 CSV_FIELDS = ["path", "verdict", "p_fake", "p_audio_fake", "p_video_fake", "threshold", "duration",
-              "num_segments", "segments", "flags", "error", "decode_prepare_s", "model_s", "total_s"]
+              "num_segments", "segments", "flags", "error", "decode_prepare_s", "model_s", "total_s",
+              "abstain_reason"]
 
 
 def to_csv(results: Sequence[Any]) -> str:
@@ -183,6 +202,7 @@ def to_csv(results: Sequence[Any]) -> str:
             "flags": ";".join(r.flags), "error": r.error or "",
             "decode_prepare_s": r.timings.get("decode_prepare_s", ""), "model_s": r.timings.get("model_s", ""),
             "total_s": r.timings.get("total_s", ""),
+            "abstain_reason": getattr(r, "abstain_reason", None) or "",
         })
     return buf.getvalue()
 
@@ -204,15 +224,17 @@ def plot_timeline(result: Any, out_path: str) -> None:
 
     fs = result.frame_scores
     fps = float(fs.get("fps") or 25.0)
-    n = len(fs["audio"])
+    n = max(len(fs["audio"]), len(fs["video"]))   # a track judged unusable has no scores
     t = [i / fps for i in range(n)]
     fig = Figure(figsize=(10, 3.2), dpi=100)
     ax = fig.add_subplot(111)
     colours = {"audio": "#d9822b", "video": "#2b7bd9", "both": "#c23b3b"}
     for s in result.segments:
         ax.axvspan(s["start"], s["end"], color=colours[s["modality"]], alpha=0.18, lw=0)
-    ax.plot(t, fs["audio"], color=colours["audio"], lw=1.2, label="audio frame score")
-    ax.plot(t, fs["video"], color=colours["video"], lw=1.2, label="video frame score")
+    if fs["audio"]:
+        ax.plot(t[: len(fs["audio"])], fs["audio"], color=colours["audio"], lw=1.2, label="audio frame score")
+    if fs["video"]:
+        ax.plot(t[: len(fs["video"])], fs["video"], color=colours["video"], lw=1.2, label="video frame score")
     ax.axhline(result.threshold, color="#555555", lw=0.8, ls="--", label=f"threshold {result.threshold:.2f}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(0, max(t[-1] if t else 1.0, 1.0 / fps))
@@ -250,6 +272,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.batch_windows < 1:
         return _usage("--batch-windows must be >= 1")
+    if not (args.max_seconds >= 0 and args.max_seconds < float("inf")):
+        return _usage("--max-seconds must be a number >= 0 (0 = no limit)")
     for out in (args.json_out, args.csv_out):
         if out and os.path.isdir(out):
             return _usage(f"output path is a directory: {out}")
@@ -270,10 +294,13 @@ def run(args: argparse.Namespace) -> int:
     results = []
     bar = tqdm(inputs, desc="detect", unit="file", disable=args.quiet or None, file=sys.stderr)
     for p in bar:
-        r = det.detect(p)
+        max_frames = int(round(args.max_seconds * det.preprocess.fps)) if args.max_seconds else None
+        r = det.detect(p, max_frames=max_frames)
         results.append(r)
         if r.error:
-            tqdm.write(f"{p}: error: {r.error}", file=sys.stderr)
+            msg = f"{p}: error: {r.error}"
+            enc = getattr(sys.stderr, "encoding", None) or "utf-8"
+            tqdm.write(msg.encode(enc, "backslashreplace").decode(enc, "replace"), file=sys.stderr)
         if args.plot_dir and r.error is None:
             try:
                 plot_timeline(r, os.path.join(args.plot_dir, plot_name(p)))
@@ -282,13 +309,15 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
 
     if args.json_out:
-        data = json.dumps([r.to_dict() for r in results], indent=1).encode("utf-8")
+        # Strict JSON (to_dict has no NaN/Inf; allow_nan=False guards it); ASCII escapes keep a file
+        # name that is not valid UTF-8 representable.
+        data = json.dumps([r.to_dict() for r in results], indent=1, allow_nan=False).encode("ascii")
         _atomic_write_bytes(args.json_out, data)
     if args.csv_out:
-        _atomic_write_bytes(args.csv_out, to_csv(results).encode("utf-8"))
+        _atomic_write_bytes(args.csv_out, to_csv(results).encode("utf-8", "backslashreplace"))
     if not args.quiet:
-        print(format_table(results))
-        print(model_note(det.model_info, det.threshold))
+        print_safe(format_table(results))
+        print_safe(model_note(det.model_info, det.threshold))
     failed = sum(1 for r in results if r.error)
     if failed and not args.quiet:
         print(f"{failed} of {len(results)} files failed", file=sys.stderr)

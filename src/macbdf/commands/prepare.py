@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-model", default=None, metavar="PATH",
                         help="YuNet .onnx for cv2.FaceDetectorYN instead of the Haar cascade")
     parser.add_argument("--limit", type=int, default=None, help="prepare at most N records (after --shard)")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="keep at most this many seconds of each video (bounds cache size on long videos)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help=f"keep at most this many seconds of each video (bounds cache size and memory on "
+                             f"long videos; default {DEFAULT_MAX_SECONDS:.0f}, 0 = no limit)")
     parser.add_argument("--split", default=None, help="only records of this split (train/val/test)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the 80:20 split where a dataset has none")
     parser.add_argument("--identity-disjoint", action="store_true", help="identity-disjoint seeded splits")
@@ -92,7 +93,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def shard_index(video_id: str, n: int) -> int:
     """Stable part of ``video_id`` among ``n`` (same on every machine and Python run)."""
-    return int(hashlib.sha1(video_id.encode("utf-8")).hexdigest()[:12], 16) % n
+    return int(hashlib.sha1(video_id.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n
 
 
 def select_shard(records: list[Any], shard: tuple[int, int] | None) -> list[Any]:
@@ -105,10 +106,46 @@ def select_shard(records: list[Any], shard: tuple[int, int] | None) -> list[Any]
 
 # ---- worker side ---------------------------------------------------------------------------------
 _W: dict[str, Any] = {}
+DEFAULT_MAX_SECONDS = 300.0   # per video; a cache sample of a 700 s clip would be ~0.5 GB (0 = no limit)
+STALE_TMP_S = 600.0           # with --shard: temp files untouched this long belong to no live job
+PARENT_POLL_S = 1.0           # how often a worker checks that its parent is alive
 
 
-def _init_worker(cfg_dict: dict[str, Any], face_model: str | None, decode_threads: int, cv_threads: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end when ``parent_pid`` dies, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere
+    a daemon thread also polls ``os.getppid()`` and exits once the parent is gone (re-parented).
+    """
+    import ctypes
+    import signal
+    import sys as _sys
+    import threading
+
+    if _sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass   # no prctl (e.g. a non-glibc libc): the thread below still notices
+    if os.getppid() != parent_pid:   # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)   # no cleanup of the pool: the parent that owned it is gone
+
+    threading.Thread(target=watch, name="macbdf-parent-watch", daemon=True).start()
+
+
+def _init_worker(cfg_dict: dict[str, Any], face_model: str | None, decode_threads: int, cv_threads: int,
+                 parent_pid: int | None = None) -> None:
     import cv2
+
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
 
     from macbdf.config import PreprocessConfig
     from macbdf.media.face import create_face_detector
@@ -134,6 +171,10 @@ def _work(item: tuple[dict[str, Any], str, str, int | None]) -> tuple[str, dict[
     rec = SampleRecord.from_dict(rec_d)
     try:
         clip = prepare_file(media_path, _W["cfg"], face_detector=_W["detector"], max_frames=max_frames)
+        if "non_finite_audio" in clip.flags:
+            # Training data must not carry a track we had to blank out: a clear failure instead.
+            n = clip.info.get("non_finite_audio_samples", 0)
+            raise MediaError(f"audio holds {n} non-finite or out-of-range samples (NaN/Inf or |x| > 1e3)")
         out = write_sample(out_dir, rec, clip)
         return "ok", out.to_dict()
     except MediaError as e:
@@ -218,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("error: --workers must be >= 1", file=sys.stderr)
         return 2
+    if args.max_seconds is not None and not (args.max_seconds >= 0 and args.max_seconds < float("inf")):
+        print("error: --max-seconds must be a number >= 0 (0 = no limit)", file=sys.stderr)
+        return 2
     try:
         shard = parse_shard(args.shard)
     except ValueError as e:
@@ -267,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
         records = records[: max(0, args.limit)]
 
     out.mkdir(parents=True, exist_ok=True)
+    # Temporary files of a killed run. Shard jobs may share OUT and write right now: only old ones go.
+    cache.clean_stale_temp_files(out, older_than_s=STALE_TMP_S if shard is not None else 0.0)
     try:
         cache.check_cache_config(out, cfg)
     except cache.CacheError as e:
@@ -324,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
     items = [(r.to_dict(), _media_path(r.path, root), str(out), max_frames) for r in todo]
     cores = os.cpu_count() or 1
     workers = max(1, min(args.workers, len(items))) if items else 1
-    init_args = (cfg.to_dict(), args.face_model, max(1, cores // workers), 1 if workers > 1 else 0)
+    init_args = (cfg.to_dict(), args.face_model, max(1, cores // workers), 1 if workers > 1 else 0, os.getpid())
     from tqdm import tqdm
 
     with tqdm(total=len(items), desc="prepare", unit="video", disable=args.quiet or not items,

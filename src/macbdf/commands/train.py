@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps; 0 = every epoch (default)")
     parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps; 0 = every epoch (default)")
     parser.add_argument("--log-every", type=int, default=10, help="write a train record every N steps (default 10)")
+    parser.add_argument("--max-skip-fraction", type=float, default=0.25, metavar="F",
+                        help="fail (exit 1) when more than this share of the steps is skipped (non-finite loss, "
+                             "batches without 2 usable samples; default 0.25)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             warmup=args.warmup, clip_grad=args.clip_grad, precision=args.precision, balancer=args.balancer,
             lam0=args.lam0, kappa=args.kappa, pareto_unimodal=args.pareto_unimodal, balance=args.balance,
-            lr_scales=lr_scales, augment=args.augment, ema=args.ema,
+            lr_scales=lr_scales, augment=args.augment, ema=args.ema, max_skip_fraction=args.max_skip_fraction,
             eval_every=args.eval_every, save_every=args.save_every,
             log_every=args.log_every, seed=args.seed, workers=args.workers, device=args.device,
             train_split=args.train_split, val_split=args.val_split, overrides=parse_overrides(args.overrides),
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     except (TrainError, CheckpointError) as e:
         msg = str(e)
         print(f"error: {msg}", file=sys.stderr)
-        return 1 if msg.startswith("training diverged") else 2
+        return 1 if msg.startswith(("training diverged", "training failed")) else 2
     import os
 
     if int(os.environ.get("RANK", "0")) != 0:

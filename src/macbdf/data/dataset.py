@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset
 
 from macbdf.config import PreprocessConfig
@@ -105,12 +105,16 @@ class CacheDataset(Dataset):
         eval_window: "center" or "first" (evaluation only).
         records: use these records instead of reading the manifest (e.g. a filtered subset).
         augment: training-only augmentations (see the module docstring), e.g. ``("flip", "color")``.
+        verify: check each sample file once per process before its first use (checksum, finite values).
+
+    Bad samples (missing, unreadable, damaged, non-finite) are not fatal: the item is a
+    ``{"bad_sample": file, "reason": ...}`` marker that `collate` drops and lists under ``"bad_samples"``.
     """
 
     def __init__(self, cache_dir: str | os.PathLike, split: str | Sequence[str] | None = None, num_frames: int = 16,
                  train: bool = False, face_size: int | None = None, method_vocab: dict[str, int] | None = None,
                  eval_window: str = "center", records: Sequence[SampleRecord] | None = None,
-                 augment: str | Sequence[str] | None = None):
+                 augment: str | Sequence[str] | None = None, verify: bool = True):
         from macbdf.media.cache import load_cache_config, read_cache_manifest
 
         self.cache_dir = Path(cache_dir)
@@ -132,6 +136,8 @@ class CacheDataset(Dataset):
         self.method_vocab = dict(method_vocab) if method_vocab is not None else build_method_vocab(self.records)
         self.mel_per_frame = self.cfg.mel_per_frame
         self.pad_logmel = float(np.log(self.cfg.log_eps))   # padding reads as silence
+        self.verify = bool(verify)
+        self._verified: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -156,9 +162,27 @@ class CacheDataset(Dataset):
         return 0 if self.eval_window == "first" else (n - T) // 2
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
+        """One window; a sample that cannot be used (missing, unreadable, damaged, NaN/Inf) gives
+        ``{"bad_sample": file, "reason": one line}`` instead, which `collate` drops and reports."""
+        from macbdf.media.cache import CacheError
+
         rec = self.records[idx]
+        try:
+            return self._load(rec)
+        except (CacheError, OSError, ValueError, RuntimeError, SafetensorError) as e:
+            reason = " ".join(str(e).split())[:300] or type(e).__name__
+            return {"bad_sample": str(rec.file), "reason": reason, "video_id": rec.video_id}
+
+    def _load(self, rec: SampleRecord) -> dict[str, Any]:
+        from macbdf.media.cache import CacheError, verify_sample
+
         T, mpf = self.num_frames, self.mel_per_frame
         path = self.cache_dir / rec.file
+        if self.verify and rec.file not in self._verified:
+            # The whole file once per process: checksum (damaged bytes behind an intact header) and
+            # finite values; later windows of it are read as slices.
+            verify_sample(path)
+            self._verified.add(rec.file)
         with safe_open(str(path), framework="pt") as f:
             n = int(f.get_slice("frames").get_shape()[0])
             s = self._start(n)
@@ -168,6 +192,8 @@ class CacheDataset(Dataset):
             flv = f.get_slice("frame_label_video")[s:e]
             fla = f.get_slice("frame_label_audio")[s:e]
         t = e - s
+        if not bool(torch.isfinite(logmel).all()):   # also without verification: never train on NaN/Inf
+            raise CacheError(f"sample file {path} holds non-finite values in 'logmel'")
         video = frames.permute(0, 3, 1, 2).float().div_(255.0)        # (t, 3, S, S)
         if self.face_size is not None and video.shape[-1] != self.face_size:
             video = F.interpolate(video, size=(self.face_size, self.face_size), mode="bilinear",
@@ -223,7 +249,9 @@ class CacheDataset(Dataset):
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack per-sample dicts into the batch dict; non-tensor fields become lists.
 
-    Items whose windows differ in face size are resized to the first item's size.
+    Items whose windows differ in face size are resized to the first item's size. Bad-sample markers
+    (see `CacheDataset`) are left out and listed as ``batch["bad_samples"] = [(file, reason), ...]``
+    (the key is present only when there are some; a batch of only bad samples has no other key).
 
     Example:
         >>> import torch
@@ -234,7 +262,11 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """
     if not items:
         raise ValueError("collate of an empty list")
-    batch: dict[str, Any] = {}
+    bad = [(it["bad_sample"], it["reason"]) for it in items if "bad_sample" in it]
+    items = [it for it in items if "bad_sample" not in it]
+    batch: dict[str, Any] = {"bad_samples": bad} if bad else {}
+    if not items:
+        return batch   # every sample of the batch was bad: only the report
     for key in items[0]:
         vals = [it[key] for it in items]
         if isinstance(vals[0], torch.Tensor):

@@ -109,10 +109,20 @@ def write_manifest(records: Iterable[SampleRecord | dict[str, Any]], path: str |
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        from macbdf.filemode import chmod_like_new_file
+
+        chmod_like_new_file(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for r in records:
                 d = r.to_dict() if isinstance(r, SampleRecord) else r
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+                line = json.dumps(d, ensure_ascii=False)
+                if not line.isascii():
+                    try:
+                        line.encode("utf-8")
+                    except UnicodeEncodeError:
+                        # a file name that is not valid UTF-8 (surrogate escapes): escaped JSON instead
+                        line = json.dumps(d, ensure_ascii=True)
+                f.write(line + "\n")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

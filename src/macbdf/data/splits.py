@@ -58,7 +58,7 @@ def split_counts(records: Iterable[SampleRecord]) -> dict[str, int]:
 
 def _rng(seed: int, salt: str) -> random.Random:
     # A stable per-purpose stream: Python's hash() is salted per process, sha256 is not.
-    h = hashlib.sha256(f"{seed}:{salt}".encode()).digest()
+    h = hashlib.sha256(f"{seed}:{salt}".encode("utf-8", "surrogateescape")).digest()
     return random.Random(int.from_bytes(h[:8], "little"))
 
 

@@ -36,8 +36,9 @@ from safetensors.numpy import save_file
 
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import ManifestError, SampleRecord, iter_jsonl, write_manifest
+from macbdf.filemode import chmod_like_new_file
 
-__all__ = ["CacheError", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
+__all__ = ["CacheError", "id_bytes", "tensor_checksum", "verify_sample", "clean_stale_temp_files", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
            "load_cache_config", "write_cache_config", "check_cache_config", "read_cache_manifest",
            "read_failures", "manifest_name", "failures_name", "merge_shards", "rebuild_manifest",
            "write_jsonl", "SHARD_BUCKETS"]
@@ -51,8 +52,20 @@ class CacheError(RuntimeError):
     """A cache that cannot be used as asked (different preprocessing config, unreadable file)."""
 
 
+def id_bytes(text: str) -> bytes:
+    """UTF-8 bytes of an id or path for hashing; a file name that is not valid UTF-8 (held by Python
+    as surrogate escapes) hashes as its original bytes instead of raising.
+
+    Example:
+        >>> import os
+        >>> id_bytes(os.fsdecode(b"caf\\xe9.mp4"))   # how Python holds a Latin-1 file name
+        b'caf\\xe9.mp4'
+    """
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _digest(video_id: str) -> str:
-    return hashlib.sha1(video_id.encode("utf-8")).hexdigest()
+    return hashlib.sha1(id_bytes(video_id)).hexdigest()
 
 
 def sample_relpath(video_id: str) -> str:
@@ -94,6 +107,7 @@ def _atomic_write_bytes(path: Path, writer: Any) -> None:
     os.close(fd)
     try:
         writer(tmp)
+        chmod_like_new_file(tmp)   # a shared cache follows the umask, not mkstemp's (or safetensors') 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -127,9 +141,55 @@ def write_sample(cache_dir: str | os.PathLike, record: SampleRecord, clip: Any) 
         "frame_label_video": flv,
         "frame_label_audio": fla,
     }
-    meta = {"record": json.dumps(out.to_dict(), ensure_ascii=False), "format_version": CACHE_FORMAT_VERSION}
+    # ASCII JSON: a file name that is not valid UTF-8 stays representable (escaped surrogates).
+    meta = {"record": json.dumps(out.to_dict(), ensure_ascii=True), "format_version": CACHE_FORMAT_VERSION,
+            CHECKSUM_KEY: tensor_checksum(tensors)}
     _atomic_write_bytes(Path(cache_dir) / rel, lambda tmp: save_file(tensors, tmp, metadata=meta))
     return out
+
+
+CHECKSUM_KEY = "sha256"   # safetensors metadata key: tensor_checksum() of the sample's tensors
+_LEGACY_WARNED: set[str] = set()
+
+
+def tensor_checksum(tensors: dict[str, Any]) -> str:
+    """SHA-256 over the tensors in name order (name, dtype, shape and bytes of each), hex.
+
+    Stored in every sample's metadata by `write_sample` and checked by `read_sample` /
+    `verify_sample`: a sample whose header is intact but whose bytes were damaged is refused.
+
+    Example:
+        >>> import numpy as np
+        >>> a = tensor_checksum({"x": np.zeros(3, np.uint8)}); b = tensor_checksum({"x": np.ones(3, np.uint8)})
+        >>> len(a), a == b
+        (64, False)
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(np.asarray(tensors[name]))
+        h.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        h.update(memoryview(arr).cast("B") if arr.size else b"")
+    return h.hexdigest()
+
+
+def _check(path: Path, tensors: dict[str, Any], meta: dict[str, str]) -> bool:
+    """Checksum and finiteness of a sample's tensors; True verified, False old sample without checksum."""
+    want = meta.get(CHECKSUM_KEY)
+    if want is not None and tensor_checksum(tensors) != want:
+        raise CacheError(f"sample file {path} is damaged (checksum mismatch); delete it and run prepare again")
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise CacheError(f"sample file {path} holds non-finite values in {k!r}")
+    if want is None:
+        key = str(path.parent.parent.parent)
+        if key not in _LEGACY_WARNED:
+            _LEGACY_WARNED.add(key)
+            import warnings
+
+            warnings.warn(f"samples in {key} have no checksum (prepared by an older macbdf): "
+                          "loaded without verification", stacklevel=3)
+        return False
+    return True
 
 
 def _sample_path(cache_dir: str | os.PathLike, record: SampleRecord | dict[str, Any] | str) -> Path:
@@ -152,13 +212,63 @@ def read_sample(cache_dir: str | os.PathLike, record: SampleRecord | dict[str, A
         ((250, 96, 96, 3), dtype('float16'))
     """
     path = _sample_path(cache_dir, record)
+    tensors, meta = _read_all(path)
+    _check(path, tensors, meta)
+    return tensors
+
+
+def _read_all(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except FileNotFoundError:
         raise CacheError(f"sample file missing: {path}") from None
     except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise CacheError(f"unreadable sample file {path}: {e}") from None
+        raise CacheError(f"unreadable sample file {path}: {' '.join(str(e).split())[:200]}") from None
+
+
+def verify_sample(path: str | os.PathLike) -> bool:
+    """Read a whole sample file and check it: readable, checksum (when it has one), finite values.
+
+    Returns True when verified, False for an old sample without a checksum (loaded unverified, with
+    a warning once per cache). Raises `CacheError` (one line naming the file) otherwise.
+
+    Example:
+        >>> verify_sample("cache/shards/123/clip-0a1b2c3d4e.safetensors")   # doctest: +SKIP
+        True
+    """
+    p = Path(path)
+    tensors, meta = _read_all(p)
+    return _check(p, tensors, meta)
+
+
+# Temporary names of the atomic writers (cache samples/configs, manifests): ".NAME.XXXXXXXX.tmp".
+_TMP_NAME = re.compile(r"^\..+\.tmp$")
+
+
+def clean_stale_temp_files(cache_dir: str | os.PathLike, older_than_s: float = 0.0) -> int:
+    """Remove temporary files left by a killed run (``.NAME.*.tmp`` in the cache root and shards/*/).
+
+    Only files not modified for ``older_than_s`` seconds go (a concurrent shard job on a shared
+    file system may be writing the newest ones). Returns how many were removed.
+
+    Example:
+        >>> clean_stale_temp_files("cache", older_than_s=600)     # doctest: +SKIP
+        1
+    """
+    import time
+
+    d = Path(cache_dir)
+    now = time.time()
+    n = 0
+    for p in [*d.glob(".*.tmp"), *d.glob("shards/*/.*.tmp")]:
+        try:
+            if _TMP_NAME.match(p.name) and p.is_file() and now - p.stat().st_mtime >= older_than_s:
+                p.unlink()
+                n += 1
+        except OSError:
+            continue   # removed by someone else meanwhile, or not ours to remove
+    return n
 
 
 def read_sample_record(path: str | os.PathLike) -> SampleRecord:
@@ -180,8 +290,8 @@ def load_cache_config(cache_dir: str | os.PathLike) -> PreprocessConfig | None:
     if not p.exists():
         return None
     try:
-        return PreprocessConfig.from_dict(json.loads(p.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as e:
+        return PreprocessConfig.from_dict(json.loads(p.read_text(encoding="utf-8"))).validate()
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:
         raise CacheError(f"{p}: invalid cache config ({e})") from None
 
 

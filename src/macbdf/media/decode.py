@@ -21,11 +21,13 @@ Example:
 """
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import os
 import queue
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
@@ -51,8 +53,50 @@ _YUV_COEFFS = {1: (1.5748, 0.187324, 0.468124, 1.8556),       # BT.709
                9: (1.4746, 0.164553, 0.571353, 1.8814),       # BT.2020 (non-constant luminance)
                10: (1.4746, 0.164553, 0.571353, 1.8814)}
 
+# Float PCM beyond this magnitude is not sound (normal audio is within +-1): a hostile or broken
+# file; together with NaN/Inf it would overflow the log-mel power to inf.
+AUDIO_MAX_ABS = 1e3
+
+
 class MediaError(Exception):
     """A file that cannot be prepared; ``str(e)`` is a one-line reason."""
+
+
+class NothingDecodable(MediaError):
+    """A media file with a video stream of which not one frame could be decoded."""
+
+
+class MediaTimeout(MediaError):
+    """The caller's deadline (``time.monotonic()``) passed while decoding."""
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise `MediaTimeout` when ``deadline`` (a ``time.monotonic()`` value) has passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise MediaTimeout("detection timed out")
+
+
+def _packets_decoded(container: Any, stream: Any, stats: dict[str, Any]) -> Iterator[Any]:
+    """Frames of ``stream``, decoded packet by packet: a corrupt packet is skipped (counted in
+    ``stats["skipped_packets"]``, its error in ``stats["decode_error"]``) and decoding goes on with the
+    next one, so one bad packet costs its own frames, not the rest of the file. An error of the
+    demuxer itself (a broken container) ends the stream with ``stats["truncated"] = True``."""
+    demux = container.demux(stream)
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            stats.update(truncated=True, decode_error=_short(e))
+            return
+        try:
+            frames = packet.decode()
+        except (av.error.FFmpegError, ValueError) as e:
+            stats["skipped_packets"] = int(stats.get("skipped_packets", 0)) + 1
+            stats["decode_error"] = _short(e)
+            continue
+        yield from frames
 
 
 @dataclass
@@ -89,8 +133,12 @@ def _short(e: BaseException) -> str:
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
     p = Path(path)
-    if not p.exists():
-        raise MediaError(f"file not found: {p}")
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:   # Path.exists() says False for a loop: name it for what it is
+            raise MediaError(f"symbolic link loop: {p}") from None
+        raise MediaError(f"file not found: {p}") from None
     if p.is_dir():
         raise MediaError(f"is a directory, not a media file: {p}")
     size = p.stat().st_size
@@ -428,7 +476,8 @@ def _video_threads() -> int:
 
 
 def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | None = None,
-                      stats: dict[str, Any] | None = None) -> Iterator[tuple[int, DecodedFrame]]:
+                      stats: dict[str, Any] | None = None,
+                      deadline: float | None = None) -> Iterator[tuple[int, DecodedFrame]]:
     """Yield ``(k, frame)`` for target times ``k / fps`` (k = 0, 1, ...), streaming.
 
     Each target takes the latest source frame whose timestamp is <= the target time (relative to
@@ -437,10 +486,12 @@ def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | 
     timestamp plus one source frame duration. Memory: O(1) frames.
 
     ``stats`` (optional dict) receives ``rotation``, ``src_frames``, ``src_fps``, ``width``,
-    ``height``, ``truncated`` (+ ``decode_error``) while/after iterating.
+    ``height``, ``truncated`` (+ ``decode_error``), ``skipped_packets`` (corrupt packets skipped)
+    while/after iterating. ``deadline`` (``time.monotonic()``) is checked before every source frame.
 
     Raises:
-        MediaError: unreadable file, no video stream, no decodable frame, absurd dimensions.
+        MediaError: unreadable file, no video stream, absurd dimensions; `NothingDecodable` when
+            no frame decodes; `MediaTimeout` past ``deadline``.
     """
     if fps <= 0:
         raise ValueError("fps must be > 0")
@@ -463,17 +514,8 @@ def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | 
         prev_rel = -1.0
         step = 1.0 / fps
         eps = 1e-6
-        frames = container.decode(vs)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as e:
-                if prev is None:
-                    raise MediaError(f"cannot decode video: {_short(e)}") from None
-                stats.update(truncated=True, decode_error=_short(e))
-                break
+        for frame in _packets_decoded(container, vs, stats):
+            check_deadline(deadline)
             if frame.width > MAX_SIDE or frame.height > MAX_SIDE:
                 raise MediaError(f"video too large: {frame.width}x{frame.height} (max {MAX_SIDE} px per side)")
             ts = frame.time
@@ -499,8 +541,10 @@ def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | 
                     stats.update(src_frames=n_src)
                     return
             prev, prev_rel = cur, rel
+        check_deadline(deadline)
         if prev is None:
-            raise MediaError("no decodable video frames (empty or zero-length video stream)")
+            why = f": {stats['decode_error']}" if stats.get("decode_error") else " (empty or zero-length video stream)"
+            raise NothingDecodable(f"no decodable video frames{why}")
         frame_dur = (1.0 / src_fps) if src_fps else step
         end = prev_rel + frame_dur
         stats.update(src_frames=n_src, decoded_duration=end)
@@ -542,6 +586,8 @@ class AudioReader:
         self._started = False
         self._t0 = t0
         self.has_audio = False
+        self.non_finite = 0          # samples that were NaN/Inf or beyond AUDIO_MAX_ABS (read as 0)
+        self.stats: dict[str, Any] = {}  # skipped_packets, decode_error of the audio stream
         self.src_rate: int | None = None
         self.src_channels: int | None = None
         container = _open(path)
@@ -556,7 +602,7 @@ class AudioReader:
         self.src_rate = int(stream.codec_context.sample_rate or 0) or None
         self.src_channels = int(stream.codec_context.channels or 0) or None
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
-        self._frames = container.decode(stream)
+        self._frames = _packets_decoded(container, stream, self.stats)
 
     def close(self) -> None:
         if self._container is not None:
@@ -576,6 +622,12 @@ class AudioReader:
         if not chunks:
             return
         data = np.concatenate(chunks)
+        bad = ~(np.abs(data) <= AUDIO_MAX_ABS)   # NaN compares False: caught too
+        if bad.any():
+            # Not sound: counted (the pipeline flags the track unusable) and read as silence, so
+            # no NaN/Inf reaches the log-mel.
+            self.non_finite += int(bad.sum())
+            data = np.where(bad, np.float32(0.0), data)
         if self._lead:
             data = np.concatenate([np.zeros(self._lead, np.float32), data])
             self._lead = 0

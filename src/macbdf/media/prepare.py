@@ -36,17 +36,20 @@ import numpy as np
 
 from macbdf.config import PreprocessConfig
 from macbdf.media.audio import log_mel_from_reader
-from macbdf.media.decode import AudioReader, MediaError, iter_video_frames, read_ahead
+from macbdf.media.decode import (AudioReader, MediaError, MediaTimeout, NothingDecodable, check_deadline,
+                                 iter_video_frames, read_ahead)
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
-__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector", "FaceCropStream",
-           "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS"]
+__all__ = ["MediaError", "MediaTimeout", "NothingDecodable", "PreparedClip", "prepare_file", "iter_windows",
+           "default_face_detector", "FaceCropStream", "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS",
+           "MIN_VIDEO_SIDE"]
 
 FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
 FACE_LOST_MIN_S = 0.5      # a stretch without a tracked face at least this long -> face_lost, with its times
 LOW_LIGHT_LUMA = 40.0      # mean luma (0..255) of the detection frames below this -> low_light
 SHORT_SECONDS = 1.0        # clips shorter than this -> short
 SILENT_PEAK = 1e-4         # audio whose peak is below this -> silent_audio
+MIN_VIDEO_SIDE = 32        # frames with a shorter side are no face evidence (a 1x1 video) -> video_too_small
 FULL_SCAN_S = 4.0          # full-frame face search at least this often (s); region search between
 FULL_SCAN_WARMUP = 3       # the first key frames are always full scans (lock onto the right face)
 ROI_CONTEXT = 1.0          # region search: tracked face side x this on each side of its centre
@@ -63,7 +66,9 @@ class PreparedClip:
     logmel: float32 (T * mel_per_frame, n_mels), Eq. 1.
     start_frame: index (at ``fps``) of ``frames[0]`` in the whole video.
     flags: ``no_audio``, ``no_face``, ``face_partial``, ``short``, ``rotated``, ``low_light``,
-        ``silent_audio``, ``truncated``, ``audio_error``.
+        ``silent_audio``, ``truncated``, ``audio_error``, ``non_finite_audio`` (NaN/Inf or absurd
+        sample values, read as silence), ``video_too_small`` (shorter side < MIN_VIDEO_SIDE),
+        ``corrupt_packets`` (packets that failed to decode were skipped; counts in ``info``).
     info: source facts (src_fps, width, height, rotation, face_coverage, ...).
     """
 
@@ -95,8 +100,9 @@ class _CropStream:
     """Decode -> detect on key frames -> track with a fixed delay -> crops, one per target frame."""
 
     def __init__(self, path: str | os.PathLike, cfg: PreprocessConfig, detector: FaceDetector,
-                 max_frames: int | None):
+                 max_frames: int | None, deadline: float | None = None):
         self.path, self.cfg, self.detector, self.max_frames = path, cfg, detector, max_frames
+        self.deadline = deadline
         self.stats: dict[str, Any] = {}
         self.tracker: FaceTracker | None = None
         self.luma: list[float] = []
@@ -167,8 +173,10 @@ class _CropStream:
         cfg = self.cfg
         size = int(cfg.face_size)
         buf: deque[tuple[int, Any]] = deque()
-        frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats)
+        frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats,
+                                   deadline=self.deadline)
         for k, frame in (read_ahead(frames, READ_AHEAD) if READ_AHEAD else frames):
+            check_deadline(self.deadline)   # face detection on a huge frame is the slow part
             if self.tracker is None:
                 self.tracker = FaceTracker(frame.width, frame.height, detect_every=cfg.detect_every,
                                            margin=cfg.face_margin, fps=cfg.fps)
@@ -223,12 +231,14 @@ FaceCropStream = _CropStream
 
 
 def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: AudioReader,
-           logmel_peak_silent: bool) -> tuple[list[str], dict[str, Any]]:
+           logmel_peak_silent: bool, found_so_far: np.ndarray | None = None) -> tuple[list[str], dict[str, Any]]:
     st = stream.stats
     coverage = float(found.mean()) if found.size else 0.0
     flags: list[str] = []
     if not reader.has_audio:
         flags.append("no_audio")
+    elif reader.non_finite:
+        flags.append("non_finite_audio")
     elif reader.error:
         flags.append("audio_error")
     elif logmel_peak_silent:
@@ -237,8 +247,11 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         flags.append("no_face")
     elif coverage < FACE_PARTIAL_BELOW:
         flags.append("face_partial")
-    lost = face_lost_stretches(found, stream.cfg.fps)
-    if lost and coverage > 0.0:
+    # Over the whole file so far (like the audio flags), so the last window's flags do not depend on
+    # how the file was cut into windows; times are from the start of the file.
+    seen = found if found_so_far is None else found_so_far
+    lost = face_lost_stretches(seen, stream.cfg.fps)
+    if lost and bool(np.any(seen)):
         flags.append("face_lost")
     if duration < SHORT_SECONDS:
         flags.append("short")
@@ -249,6 +262,11 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         flags.append("low_light")
     if st.get("truncated"):
         flags.append("truncated")
+    w, h = st.get("width"), st.get("height")
+    if w is not None and h is not None and min(int(w), int(h)) < MIN_VIDEO_SIDE:
+        flags.append("video_too_small")
+    if st.get("skipped_packets") or reader.stats.get("skipped_packets"):
+        flags.append("corrupt_packets")
     info = {
         "src_fps": st.get("src_fps"), "src_frames": st.get("src_frames"), "width": st.get("width"),
         "height": st.get("height"), "rotation": st.get("rotation", 0), "pix_fmt": st.get("pix_fmt"),
@@ -266,19 +284,27 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
             info[key] = st[key]
     if reader.error:
         info["audio_error"] = reader.error
+    if st.get("skipped_packets"):
+        info["skipped_video_packets"] = int(st["skipped_packets"])
+    if reader.stats.get("skipped_packets"):
+        info["skipped_audio_packets"] = int(reader.stats["skipped_packets"])
+    if reader.non_finite:
+        info["non_finite_audio_samples"] = int(reader.non_finite)
     if stream.detect_errors:
         info["detect_errors"] = stream.detect_errors
     return flags, info
 
 
 def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int | None,
-                face_detector: FaceDetector | None, max_frames: int | None) -> Iterator[PreparedClip]:
+                face_detector: FaceDetector | None, max_frames: int | None,
+                deadline: float | None = None) -> Iterator[PreparedClip]:
     detector = face_detector if face_detector is not None else default_face_detector()
-    stream = _CropStream(path, cfg, detector, max_frames)
+    stream = _CropStream(path, cfg, detector, max_frames, deadline)
     mpf = cfg.mel_per_frame
     reader: AudioReader | None = None
     crops: list[np.ndarray] = []
     found: list[bool] = []
+    found_all = bytearray()   # one byte per frame of the whole file (face_lost spans windows)
     start = 0
     peak = [0.0]
 
@@ -290,6 +316,10 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
         n = len(crops)
         frames = np.stack(crops) if crops else np.zeros((0, cfg.face_size, cfg.face_size, 3), np.uint8)
         logmel = log_mel_from_reader(reader, cfg, start * mpf, n * mpf) if n else np.zeros((0, cfg.n_mels), np.float32)
+        if not np.isfinite(logmel).all():
+            # Cannot happen with sanitised samples; kept as the last guard: never hand out NaN/Inf.
+            reader.non_finite += int((~np.isfinite(logmel)).sum())
+            logmel = np.where(np.isfinite(logmel), logmel, np.float32(np.log(cfg.log_eps))).astype(np.float32)
         # Peak of the samples this window covered, then free them (bounded memory on long files).
         lo = int(start * cfg.sample_rate / cfg.fps)
         hi = int((start + n) * cfg.sample_rate / cfg.fps)
@@ -302,8 +332,9 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
             duration = min(float(stream.stats["decoded_duration"]), duration + 1.0 / cfg.fps)
         # Whole-video length so far; "short" can only be decided at the last window.
         total = max(duration, (start + n) / cfg.fps) if final else float("inf")
+        found_all.extend(bytes(bytearray(found)))
         flags, info = _flags(stream, np.asarray(found, bool), total, reader,
-                             reader.has_audio and peak[0] < SILENT_PEAK)
+                             reader.has_audio and peak[0] < SILENT_PEAK, np.frombuffer(bytes(found_all), np.uint8) > 0)
         clip = PreparedClip(frames=frames, logmel=logmel, fps=float(cfg.fps), duration=float(duration),
                             start_frame=start, flags=flags, info=info)
         start += n
@@ -318,7 +349,7 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
                 yield emit(final=False)
         if crops or start == 0:
             if not crops and start == 0:
-                raise MediaError("no decodable video frames")
+                raise NothingDecodable("no decodable video frames")
             yield emit(final=True)
     finally:
         if reader is not None:
@@ -326,7 +357,7 @@ def _iter_clips(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: i
 
 
 def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detector: FaceDetector | None = None,
-                 max_frames: int | None = None) -> PreparedClip:
+                 max_frames: int | None = None, deadline: float | None = None) -> PreparedClip:
     """Decode ``path`` and return its aligned face crops and log-mel.
 
     Args:
@@ -334,6 +365,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
         cfg: preprocessing settings (fps, face size/margin, detector cadence, log-mel).
         face_detector: a detector (see :mod:`macbdf.media.face`); default: the Haar cascade.
         max_frames: stop after this many frames (at ``cfg.fps``).
+        deadline: a ``time.monotonic()`` value; past it `MediaTimeout` is raised (checked per frame).
 
     Returns:
         PreparedClip with ``frames`` (T, S, S, 3) uint8 and ``logmel`` (T * mel_per_frame, n_mels).
@@ -348,7 +380,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
         True
     """
     try:
-        clips = list(_iter_clips(path, cfg, None, face_detector, max_frames))
+        clips = list(_iter_clips(path, cfg, None, face_detector, max_frames, deadline))
     except MediaError:
         raise
     except MemoryError:
@@ -360,7 +392,7 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
 
 
 def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int, *,
-                 face_detector: FaceDetector | None = None) -> Iterator[PreparedClip]:
+                 face_detector: FaceDetector | None = None, deadline: float | None = None) -> Iterator[PreparedClip]:
     """Consecutive windows of ``window_frames`` frames (the last may be shorter), bounded memory.
 
     The face track and the audio stream continue across windows, so concatenating the windows
@@ -372,4 +404,4 @@ def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: 
     """
     if window_frames < 1:
         raise ValueError("window_frames must be >= 1")
-    yield from _iter_clips(path, cfg, window_frames, face_detector, None)
+    yield from _iter_clips(path, cfg, window_frames, face_detector, None, deadline)

@@ -20,6 +20,12 @@ from macbdf.config import PreprocessConfig
 MODALITIES = ("av", "audio", "video")
 FUSIONS = ("macb", "concat")
 MS_DEPTHS = (0, 2, 4, 6, 8)  # the paper's sweep; other non-negative depths are accepted too
+# Upper bounds of the size fields (far above any sensible model; `base` uses dim 256, 16 frames).
+_MAX_SIZES = {"num_frames": 1024, "dim": 2048, "video_depth": 64, "audio_depth": 64, "heads": 64,
+              "patch_size": 256, "tubelet": 64, "audio_patch_mels": 512, "video_stem": 1024,
+              "video_stem_layers": 8, "audio_stem": 1024, "ms_depth": 64, "gsau_kernel": 63, "rfmf_depth": 64,
+              "contrast_dim": 2048, "queue_size": 65536, "k_neg": 65536, "temp_hidden": 2048,
+              "cluster_bank_size": 65536, "cluster_every": 10**9, "sync_dim": 2048, "sync_min_shift": 1024}
 
 
 @dataclass
@@ -146,9 +152,47 @@ class ModelConfig:
     def fusion_weights_active(self) -> bool:
         return self.use_fusion_weights and self.modality == "av" and self.fusion == "macb"
 
-    def validate(self) -> "ModelConfig":
-        """Raise ValueError with a one-line reason when a setting is out of range."""
+    def _type_and_bound_problems(self) -> list[str]:
+        """Types and upper bounds of the sizes: checked first, so that a config.json from elsewhere
+        gets a one-line reason instead of a TypeError or a multi-gigabyte allocation."""
         problems = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int", int) and (isinstance(v, bool) or not isinstance(v, int)):
+                problems.append(f"{f.name} must be an integer, got {v!r}")
+            elif f.type in ("float", float) and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                                 or v != v or v in (float("inf"), float("-inf"))):
+                problems.append(f"{f.name} must be a finite number, got {v!r}")
+            elif f.type in ("bool", bool) and not isinstance(v, bool):
+                problems.append(f"{f.name} must be true or false, got {v!r}")
+            elif f.type in ("str", str) and not isinstance(v, str):
+                problems.append(f"{f.name} must be a string, got {v!r}")
+        if problems:
+            return problems
+        for k, hi in _MAX_SIZES.items():
+            if getattr(self, k) > hi:
+                problems.append(f"{k} must be <= {hi}, got {getattr(self, k)}")
+        for kk, d in self.lka_specs:
+            if kk > 63 or d > 16:
+                problems.append(f"lka_specs entries need K <= 63 and d <= 16, got {(kk, d)}")
+        try:
+            self.preprocess.validate()
+        except ValueError as e:
+            problems.append(str(e))
+        return problems
+
+    def validate(self) -> "ModelConfig":
+        """Raise ValueError with a one-line reason when a setting has the wrong type or is out of range.
+
+        Example:
+            >>> ModelConfig(dim=8192).validate()
+            Traceback (most recent call last):
+            ...
+            ValueError: invalid ModelConfig 'custom': dim must be <= 2048, got 8192
+        """
+        problems = self._type_and_bound_problems()
+        if problems:
+            raise ValueError(f"invalid ModelConfig {self.name!r}: " + "; ".join(problems))
         if self.modality not in MODALITIES:
             problems.append(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.fusion not in FUSIONS:

@@ -72,7 +72,8 @@ class DetectionResultModel(BaseModel):
     p_fake: float | None = Field(None, description="probability that the video is fake (either modality)")
     p_audio_fake: float | None = None
     p_video_fake: float | None = None
-    verdict: Literal["fake", "real"] | None = None
+    verdict: Literal["fake", "real", "abstain"] | None = Field(
+        None, description="null only when `error` is set; `abstain`: no track could be judged (see abstain_reason)")
     threshold: float = 0.5
     frame_scores: dict[str, Any] = Field(default_factory=dict, description='{"audio": [...], "video": [...], "fps": f}')
     segments: list[Segment] = Field(default_factory=list)
@@ -80,6 +81,8 @@ class DetectionResultModel(BaseModel):
     error: str | None = Field(None, description="null, or a one-line reason")
     timings: dict[str, float] = Field(default_factory=dict)
     duration: float | None = None
+    abstain_reason: str | None = Field(None, description="why the verdict is `abstain`: too_short, no_face, "
+                                       "video_too_small, non_finite_input, non_finite_output, nothing_decodable")
 
 
 class ErrorModel(DetectionResultModel):
@@ -140,7 +143,11 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     def detect_fn(path: str, filename: str, max_frames: int | None) -> dict[str, Any]:
         r = detector.detect(path, max_frames=max_frames, timeout_s=settings.job_timeout_s, display_path=filename)
-        return r.to_dict()
+        d = r.to_dict()
+        if d.get("error"):   # also for jobs fetched later: no server path in what the client sees
+            for secret in (path, os.path.basename(path), tmp_dir):
+                d["error"] = d["error"].replace(secret, filename)
+        return d
 
     jobs = JobManager(detect_fn, concurrency=settings.concurrency, max_queue=settings.max_queue,
                       ttl_s=settings.job_ttl_s)
@@ -231,6 +238,13 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
         fd, temp_path = tempfile.mkstemp(dir=tmp_dir, prefix="upload-", suffix=".bin")
         handed_over = False
         filename = "upload"
+
+        def scrub(message: str) -> str:
+            # FFmpeg/PyAV errors can quote the file they read: never show the server's temp path.
+            for secret in (temp_path, os.path.basename(temp_path), tmp_dir):
+                message = message.replace(secret, filename)
+            return message
+
         try:
             try:
                 try:
@@ -244,7 +258,7 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
                 # PyAV probing reads the file: keep it off the event loop.
                 probe = await asyncio.to_thread(probe_media, temp_path, max_duration_s=settings.max_duration_s)
             except UploadRejected as e:
-                return error(e.status, str(e), filename)
+                return error(e.status, scrub(str(e)), filename)
             except ClientDisconnect:
                 return error(400, "client disconnected during the upload", filename)
             # Unknown duration (some streams do not say): stop after max_duration_s of frames.
@@ -276,7 +290,7 @@ def create_app(detector: Any, settings: ServeSettings | None = None) -> FastAPI:
         result = job.result
         if result.get("error"):
             body = dict(result)
-            body["detail"] = result["error"]
+            body["error"] = body["detail"] = scrub(str(result["error"]))
             internal = str(result["error"]).startswith("internal error")
             return JSONResponse(body, status_code=500 if internal else 422)
         return JSONResponse(result)

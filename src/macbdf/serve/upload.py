@@ -65,7 +65,7 @@ async def receive_multipart_file(
 
     state: dict[str, Any] = {
         "header_field": b"", "header_value": b"", "headers": {}, "in_file": False,
-        "found": False, "filename": None, "size": 0, "too_big": False,
+        "found": False, "filename": None, "size": 0, "too_big": False, "ended": False,
     }
 
     def on_part_begin() -> None:
@@ -109,6 +109,9 @@ async def receive_multipart_file(
     def on_part_end() -> None:
         state["in_file"] = False
 
+    def on_end() -> None:
+        state["ended"] = True   # the closing boundary ("--BOUNDARY--") was seen
+
     parser = MultipartParser(
         boundary,
         {
@@ -119,6 +122,7 @@ async def receive_multipart_file(
             "on_header_value": on_header_value,
             "on_header_end": on_header_end,
             "on_headers_finished": on_headers_finished,
+            "on_end": on_end,
         },
     )
     limit_mb = max_bytes / (1024 * 1024)
@@ -148,6 +152,9 @@ async def receive_multipart_file(
         raise UploadRejected(400, f"malformed multipart body: {' '.join(str(e).split())[:200]}") from None
     if not state["found"]:
         raise UploadRejected(400, f"no '{field}' field in the upload (send the video as multipart field '{field}')")
+    if not state["ended"]:
+        # A body cut off before its closing boundary holds part of a file: never score half a video.
+        raise UploadRejected(400, "incomplete multipart body (no closing boundary): the upload was cut off")
     return ReceivedUpload(filename=display_name(state["filename"]), size=int(state["size"]))
 
 

@@ -95,6 +95,15 @@
   const pct = (p) => (p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)}%`);
   function bar(id, p) { $(id).style.width = `${Math.max(0, Math.min(1, p || 0)) * 100}%`; }
 
+  const ABSTAIN_TEXT = {
+    too_short: "the clip is too short to judge (a fraction of a second, a single image)",
+    no_face: "no face was found and the audio cannot be used",
+    video_too_small: "the picture is too small to see a face and the audio cannot be used",
+    non_finite_input: "the audio holds invalid sample values (NaN/Inf) and the video shows no usable face",
+    non_finite_output: "the model produced no valid score for this clip",
+    nothing_decodable: "no frame of the video could be decoded",
+  };
+
   // What the model is and is not good for, from its model card: shown beside every verdict.
   function renderCard(m) {
     const box = $("model-card");
@@ -108,16 +117,24 @@
   function render(r) {
     current = r;
     const v = $("verdict");
-    v.textContent = r.verdict === "fake" ? "FAKE" : r.verdict === "real" ? "REAL" : "?";
+    v.textContent = r.verdict === "fake" ? "FAKE" : r.verdict === "real" ? "REAL" : r.verdict === "abstain" ? "NO VERDICT" : "?";
     v.className = `verdict ${r.verdict || ""}`;
     v.dataset.verdict = r.verdict || "";
     $("result-file").textContent = r.path + (r.duration ? ` · ${r.duration.toFixed(1)} s` : "");
     $("p-fake").textContent = pct(r.p_fake); bar("bar-fake", r.p_fake);
     $("p-audio").textContent = pct(r.p_audio_fake); bar("bar-audio", r.p_audio_fake);
     $("p-video").textContent = pct(r.p_video_fake); bar("bar-video", r.p_video_fake);
-    $("threshold-info").textContent = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability` +
+    let info = `Verdict at threshold ${r.threshold.toFixed(2)} on the overall probability` +
       (r.model && r.model.threshold_source ? ` (${r.model.threshold_source})` : "") +
       `. Audio and video probabilities come from the single-modality heads.`;
+    if (r.verdict === "abstain") {
+      info = `No verdict: ${ABSTAIN_TEXT[r.abstain_reason] || r.abstain_reason || "the clip cannot be judged"}.`;
+    } else if (r.p_audio_fake === null && r.p_video_fake !== null) {
+      info = `Judged on the video track only (no usable audio), at threshold ${r.threshold.toFixed(2)}.`;
+    } else if (r.p_video_fake === null && r.p_audio_fake !== null) {
+      info = `Judged on the audio track only (no usable face video), at threshold ${r.threshold.toFixed(2)}.`;
+    }
+    $("threshold-info").textContent = info;
     renderCard(r.model);
     const ul = $("segments");
     ul.textContent = "";
@@ -148,7 +165,7 @@
   function duration() {
     if (!current) return 1;
     const fs = current.frame_scores;
-    return Math.max(fs.audio.length / (fs.fps || 25), 1e-3);
+    return Math.max(Math.max(fs.audio.length, fs.video.length) / (fs.fps || 25), 1e-3);
   }
   function draw() {
     if (!current) return;
