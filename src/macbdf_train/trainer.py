@@ -447,8 +447,9 @@ class _Trainer:
             self.train_ds = CacheDataset(cfg.data, split=cfg.train_split, num_frames=T, train=True, face_size=face,
                                          augment=cfg.augment)
             vocab = getattr(self.train_ds, "method_vocab", None)
+            mvocabs = (self.train_ds.video_method_vocab, self.train_ds.audio_method_vocab)
             self.val_ds = CacheDataset(cfg.data, split=cfg.val_split, num_frames=T, train=False, face_size=face,
-                                       method_vocab=vocab)
+                                       method_vocab=vocab, modality_vocabs=mvocabs)
         except (OSError, ValueError, CacheError) as e:
             raise TrainError(f"cannot read cache {cfg.data}: {e}") from None
         from macbdf.data.dataset import collate
