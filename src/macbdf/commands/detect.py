@@ -64,6 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-windows", type=int, default=4, metavar="N",
                         help="windows per forward pass (memory vs speed; default 4)")
     parser.add_argument("--quiet", action="store_true", help="no table and no progress bar")
+    bench = parser.add_argument_group("benchmark submission files (score them with `macbdf evaluate --submission`)")
+    bench.add_argument("--av1m-cls", metavar="FILE", help="AV-Deepfake1M classification file: one 'file;score' line per video")
+    bench.add_argument("--av1m-loc", metavar="FILE.json",
+                       help="AV-Deepfake1M localisation JSON {file: [[score, start_s, end_s], ...]} (>= 1 proposal per video)")
+    bench.add_argument("--lavdf-segments", metavar="DIR",
+                       help="LAV-DF / BA-TFD segment lists: DIR/<file>.csv with begin,end,score in frames")
+    bench.add_argument("--submission-root", metavar="DIR",
+                       help="file keys are paths relative to DIR (the dataset split folder), e.g. id001/x/real.mp4; "
+                            "default: the paths as given")
 
 
 def _usage(msg: str) -> int:
@@ -242,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.batch_windows < 1:
         return _usage("--batch-windows must be >= 1")
-    for out in (args.json_out, args.csv_out):
+    for out in (args.json_out, args.csv_out, args.av1m_cls, args.av1m_loc):
         if out and os.path.isdir(out):
             return _usage(f"output path is a directory: {out}")
     if args.plot_dir and os.path.exists(args.plot_dir) and not os.path.isdir(args.plot_dir):
@@ -278,6 +287,15 @@ def run(args: argparse.Namespace) -> int:
         _atomic_write_bytes(args.json_out, data)
     if args.csv_out:
         _atomic_write_bytes(args.csv_out, to_csv(results).encode("utf-8"))
+    if args.av1m_cls or args.av1m_loc or args.lavdf_segments:
+        from macbdf.metrics.submission import SubmissionError, write_submission_files
+
+        try:
+            write_submission_files(results, av1m_cls=args.av1m_cls, av1m_loc=args.av1m_loc,
+                                   lavdf_segments=args.lavdf_segments, root=args.submission_root)
+        except SubmissionError as e:
+            print(f"macbdf detect: error: {e}", file=sys.stderr)
+            return 1
     if not args.quiet:
         print(format_table(results))
     failed = sum(1 for r in results if r.error)
