@@ -35,11 +35,11 @@ import cv2
 import numpy as np
 
 from macbdf.config import PreprocessConfig
-from macbdf.media.audio import log_mel_from_reader
+from macbdf.media.audio import log_mel_from_reader, silence_profile
 from macbdf.media.decode import AudioReader, MediaError, iter_video_frames, read_ahead
 from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
 
-__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector",
+__all__ = ["MediaError", "PreparedClip", "prepare_file", "iter_windows", "default_face_detector", "trim_leading_silence",
            "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA", "SHORT_SECONDS"]
 
 FACE_PARTIAL_BELOW = 0.8   # face found in fewer than this share of frames (but some) -> face_partial
@@ -221,7 +221,7 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
     info = {
         "src_fps": st.get("src_fps"), "src_frames": st.get("src_frames"), "width": st.get("width"),
         "height": st.get("height"), "rotation": st.get("rotation", 0), "pix_fmt": st.get("pix_fmt"),
-        "video_codec": st.get("video_codec"), "face_coverage": round(coverage, 4),
+        "video_codec": st.get("video_codec"), "bit_rate": st.get("bit_rate"), "face_coverage": round(coverage, 4),
         "mean_luma": None if luma is None else round(luma, 2), "has_audio": reader.has_audio,
         "audio_rate": reader.src_rate, "audio_channels": reader.src_channels,
         "keyframes": stream.tracker.n_keyframes if stream.tracker else 0,
@@ -323,7 +323,32 @@ def prepare_file(path: str | os.PathLike, cfg: PreprocessConfig, *, face_detecto
     except (ValueError, RuntimeError, OSError) as e:
         # Decoder/container oddities PyAV reports as generic errors: keep them one line.
         raise MediaError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]) from None
-    return clips[0]
+    clip = trim_leading_silence(clips[0], cfg) if cfg.trim_leading_silence else clips[0]
+    clip.info.update(silence_profile(clip.logmel, cfg))   # of the clip as cached (after any trim)
+    return clip
+
+
+def trim_leading_silence(clip: PreparedClip, cfg: PreprocessConfig) -> PreparedClip:
+    """Drop the whole video frames before the audio starts (`silence_profile`); at least one frame stays.
+
+    ``info["trimmed_leading_s"]`` records the cut, which `macbdf.media.cache.write_sample` subtracts
+    from the record's fake periods. A clip without audio (or wholly silent) is left as it is.
+
+    Example:
+        >>> clip = trim_leading_silence(prepare_file("fake.mp4", cfg), cfg)     # doctest: +SKIP
+        >>> clip.info["trimmed_leading_s"]                                       # doctest: +SKIP
+        0.32
+    """
+    lead = silence_profile(clip.logmel, cfg)["leading_silence_s"]
+    k = int(np.floor((lead or 0.0) * cfg.fps + 1e-6))
+    if "no_audio" in clip.flags or "silent_audio" in clip.flags or k <= 0 or k >= clip.num_frames:
+        clip.info["trimmed_leading_s"] = 0.0
+        return clip
+    mpf = cfg.mel_per_frame
+    info = dict(clip.info, trimmed_leading_s=round(k / cfg.fps, 4))
+    return PreparedClip(frames=clip.frames[k:], logmel=clip.logmel[k * mpf:], fps=clip.fps,
+                        duration=max(clip.duration - k / cfg.fps, 0.0), start_frame=clip.start_frame,
+                        flags=list(clip.flags), info=info)
 
 
 def iter_windows(path: str | os.PathLike, cfg: PreprocessConfig, window_frames: int, *,
