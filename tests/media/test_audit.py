@@ -111,7 +111,10 @@ def test_prepare_trim_and_audit_cli(clip_maker, tmp_path, capsys):
 
     by_id = {r.video_id: r for r in cache.read_cache_manifest(trim)}
     m = by_id["c4"].extra["media"]
-    assert m["trimmed_leading_s"] == pytest.approx(0.36, abs=0.041)   # whole frames before the tone's window
+    # the tone's window reaches back 12.5 ms: 0.39 s of silent mel frames, the nearest 10 video frames
+    assert m["trimmed_audio_s"] == pytest.approx(0.39, abs=0.011)
+    assert m["trimmed_leading_s"] == pytest.approx(0.4)
+    assert m["leading_silence_s"] < 0.011                              # no residual silence
     assert by_id["c4"].fake_periods[0][0] == pytest.approx(0.8 - m["trimmed_leading_s"])
     assert by_id["c4"].num_frames == 40 - round(m["trimmed_leading_s"] * 25)
     assert by_id["c0"].extra["media"]["trimmed_leading_s"] == 0.0 and by_id["c0"].num_frames == 40
@@ -125,6 +128,6 @@ def test_prepare_trim_and_audit_cli(clip_maker, tmp_path, capsys):
     assert main(["audit", "--data", str(trim), "--json", "--folds", "3", "--permutations", "0"]) == 0
     after = json.loads(capsys.readouterr().out)
     assert after["trim_leading_silence"] is True
-    assert after["features"]["leading_silence_s"]["fake_mean"] < 0.04
+    assert after["features"]["leading_silence_s"]["fake_mean"] < 0.011
     assert main(["audit", "--data", str(tmp_path / "nope")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -120,7 +120,8 @@ def write_sample(cache_dir: str | os.PathLike, record: SampleRecord, clip: Any) 
     # `prepare --trim-leading-silence`)
     extra["media"] = {k: info[k] for k in ("src_fps", "width", "height", "rotation", "video_codec", "bit_rate",
                                            "audio_rate", "audio_channels", "face_coverage", "leading_silence_s",
-                                           "trailing_silence_s", "loudness_db", "trimmed_leading_s") if k in info}
+                                           "trailing_silence_s", "loudness_db", "trimmed_leading_s", "trimmed_audio_s")
+                      if k in info}
     cut = float(info.get("trimmed_leading_s") or 0.0)
     if cut > 0:
         # the first `cut` seconds were dropped: the fake periods move with the frames
