@@ -220,3 +220,11 @@ def test_detect_writes_the_benchmark_files(tiny_checkpoint, clip_dir, tmp_path):
     assert list(props) == ["short.mp4"] and len(props["short.mp4"]) >= 1
     assert all(0.0 <= s <= 1.0 and 0.0 <= a < b for s, a, b in props["short.mp4"])
     assert (seg / "short.csv").read_text().startswith("begin,end,score\n")
+
+
+@pytest.mark.parametrize("name", ["macbdf.metrics.submission", "macbdf.data.audit", "macbdf.data.methods"])
+def test_docstring_examples_of_the_issue_12_modules(name):
+    import doctest
+    import importlib
+
+    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
