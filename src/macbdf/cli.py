@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("macbdf.commands.synth", "generate the synthetic audio-visual deepfake benchmark as MP4 files"),
     "forge": ("macbdf.commands.forge", "make labelled deepfakes from real talking-face clips (LAV-DF / FakeAVCeleb layout)"),
     "prepare": ("macbdf.commands.prepare", "decode videos, track faces, compute log-mel, write a sharded cache"),
+    "audit": ("macbdf.commands.audit", "shortcut audit of a prepared cache: silence, codec, bitrate, face coverage vs label"),
     "train": ("macbdf.commands.train", "train a model on a prepared cache (single process or torchrun/DDP)"),
     "evaluate": ("macbdf.commands.evaluate", "evaluate a checkpoint with the paper's protocol (ACC/AUC/AP/EER, per category, localisation)"),
     "ablate": ("macbdf.commands.ablate", "run the paper's ablation grid and write one table"),

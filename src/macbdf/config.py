@@ -24,6 +24,9 @@ class PreprocessConfig:
     face_margin: float = 0.25        # box enlarged by this fraction per side before cropping
     detect_every: int = 5            # run the face detector on every k-th frame, track in between
     detect_max_side: int = 320       # frames downscaled so the longer side is at most this for detection
+    # `prepare --trim-leading-silence`: drop the frames before the audio starts (fake periods shift
+    # with them), so a dataset whose fakes start with silence cannot teach that shortcut (issue 12)
+    trim_leading_silence: bool = False
 
     # (min, max) of each numeric field: a config.json from elsewhere is checked before anything is
     # allocated from it (fps 0 would divide by zero, a huge face_size would allocate gigabytes).

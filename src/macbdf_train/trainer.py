@@ -50,7 +50,7 @@ from macbdf.checkpoint import (
     save_train_state,
     unwrap_model,
 )
-from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, UNIMODAL_KEYS_SAMPLE, OMPareto
+from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, DEFAULT_UNIMODAL, UNIMODAL_GROUPINGS, OMPareto
 from macbdf.data.dataset import parse_augment
 from macbdf_train import distributed as D
 from macbdf_train.ema import WeightEMA
@@ -59,7 +59,7 @@ __all__ = ["TrainConfig", "TrainError", "train", "parse_overrides", "lr_factor"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 BALANCERS = ("ompareto", "sum")
-PARETO_UNIMODAL = ("sample+frame", "sample")
+PARETO_UNIMODAL = tuple(UNIMODAL_GROUPINGS)
 BALANCE_MODES = ("none", "label")
 
 
@@ -109,7 +109,7 @@ class TrainConfig:
     balancer: str = "ompareto"
     lam0: float = DEFAULT_LAM0
     kappa: float = DEFAULT_KAPPA
-    pareto_unimodal: str = "sample"  # OM-Pareto's g_u: unimodal sample losses (Eq. 19), or sample + frame losses
+    pareto_unimodal: str = DEFAULT_UNIMODAL  # OM-Pareto's g_u: unimodal sample losses (Eq. 19), or sample + frame losses
     eval_every: int = 0
     save_every: int = 0
     log_every: int = 10
@@ -454,8 +454,9 @@ class _Trainer:
             self.train_ds = CacheDataset(cfg.data, split=cfg.train_split, num_frames=T, train=True, face_size=face,
                                          augment=cfg.augment)
             vocab = getattr(self.train_ds, "method_vocab", None)
+            mvocabs = (self.train_ds.video_method_vocab, self.train_ds.audio_method_vocab)
             self.val_ds = CacheDataset(cfg.data, split=cfg.val_split, num_frames=T, train=False, face_size=face,
-                                       method_vocab=vocab)
+                                       method_vocab=vocab, modality_vocabs=mvocabs)
         except (OSError, ValueError, CacheError) as e:
             raise TrainError(f"cannot read cache {cfg.data}: {e}") from None
         from macbdf.data.dataset import collate
@@ -497,12 +498,10 @@ class _Trainer:
             raise TrainError("--precision fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.balancer = None
-        if cfg.balancer == "ompareto" and cfg.pareto_unimodal == "sample":
-            # The unimodal sample heads read only their own encoder: one autograd.grad call is exact.
-            self.balancer = OMPareto.from_model(self.model, self.criterion, lam0=cfg.lam0, kappa=cfg.kappa,
-                                                unimodal_keys=UNIMODAL_KEYS_SAMPLE, per_group_grad=False)
-        elif cfg.balancer == "ompareto":
-            self.balancer = OMPareto.from_model(self.model, self.criterion, lam0=cfg.lam0, kappa=cfg.kappa)
+        if cfg.balancer == "ompareto":
+            # grouping and per-modality gradient choice live in OMPareto.from_model (one default)
+            self.balancer = OMPareto.from_model(self.model, self.criterion, unimodal=cfg.pareto_unimodal,
+                                                lam0=cfg.lam0, kappa=cfg.kappa)
 
         # progress counters
         self.step = 0

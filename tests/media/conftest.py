@@ -14,12 +14,13 @@ from macbdf.config import PreprocessConfig
 def make_clip(path: Path, *, seconds: float = 1.2, fps: Fraction | int = 25, size: tuple[int, int] = (96, 64),
               codec: str = "libx264", audio_rate: int | None = 16000, channels: int = 1, tone_hz: float = 1000.0,
               rotation_ccw: int | None = None, level_step: int = 8, bar: bool = False,
-              pix_fmt: str = "yuv420p", rgb: tuple[int, int, int] | None = None) -> Path:
+              pix_fmt: str = "yuv420p", rgb: tuple[int, int, int] | None = None, lead_silence: float = 0.0) -> Path:
     """Write a clip whose frame i is a flat grey of level ``(i * level_step) % 256``.
 
     With ``rgb`` every frame is that solid colour instead. With ``bar`` a white bar covers the left
     1/6 of every frame (for rotation tests). Audio is a
-    sine of ``tone_hz``. ``rotation_ccw`` writes a display matrix (counter-clockwise degrees).
+    sine of ``tone_hz`` (digital silence for its first ``lead_silence`` seconds). ``rotation_ccw`` writes a
+    display matrix (counter-clockwise degrees).
     """
     w, h = size
     container = av.open(str(path), "w")
@@ -44,7 +45,7 @@ def make_clip(path: Path, *, seconds: float = 1.2, fps: Fraction | int = 25, siz
     if a_s is not None:
         total = int(seconds * audio_rate)
         t = np.arange(total) / audio_rate
-        sig = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+        sig = (0.3 * np.sin(2 * np.pi * tone_hz * t) * (t >= lead_silence)).astype(np.float32)
         chunk = 1024
         for s in range(0, total, chunk):
             part = sig[s: s + chunk]

@@ -154,6 +154,12 @@ def test_cache_dataset_windows_labels_and_collate(dataset_dir, tmp_path):
     # A window outside the fake period is a real window.
     first = CacheDataset(out, num_frames=8, train=False, eval_window="first")[i1]
     assert first["label"] == 0.0 and first["method_id"] == 0
+    # per-modality keys: clip-1 is a video-only fake (faceswap), clip-2 an audio-only fake (tts)
+    assert ev.video_method_vocab == {"real": 0, "faceswap": 1} and ev.audio_method_vocab == {"real": 0, "tts": 1}
+    assert (int(item["video_method_id"]), int(item["audio_method_id"])) == (1, 0)
+    i2 = ev[[r.video_id for r in ev.records].index("clip-2")]
+    assert (int(i2["video_method_id"]), int(i2["audio_method_id"])) == (0, 1)
+    assert (int(first["video_method_id"]), int(first["audio_method_id"])) == (0, 0)   # the real window
     # Short clips are padded and masked; padding of the log-mel is silence.
     long_ds = CacheDataset(out, num_frames=100, train=False)
     it = long_ds[[r.video_id for r in long_ds.records].index("clip-0")]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from macbdf.optim.pareto import OMPareto, combine, lambda_orth, pgd_alpha, solve_alpha
+from macbdf.optim.pareto import UNIMODAL_KEYS_SAMPLE_FRAME, OMPareto, combine, lambda_orth, pgd_alpha, solve_alpha
 
 
 def _l_aug(a: float, mm: float, uu: float, mu: float, lam: float) -> float:
@@ -220,7 +220,8 @@ def test_balancer_matches_independent_reference(cross_frame: bool, per_group: bo
     model = Toy(cross_frame)
     data = _data(seed=3)  # with this draw the audio encoder is in conflict, the video one is not
     ref = _reference(model, data, lam0=0.6, kappa=4.0)
-    bal = OMPareto(model.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=per_group)
+    bal = OMPareto(model.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=per_group,
+                    unimodal_keys=UNIMODAL_KEYS_SAMPLE_FRAME)
     model.zero_grad(set_to_none=True)
     diag = bal.backward(model.losses(*data))
     for name, p in model.named_parameters():
@@ -240,8 +241,8 @@ def test_single_grad_call_is_inexact_when_a_unimodal_objective_crosses_encoders(
     model = Toy(cross_frame=True)
     data = _data(seed=3)
     ref = _reference(model, data, lam0=0.6, kappa=4.0)
-    OMPareto(model.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0,
-             per_group_grad=False).backward(model.losses(*data))
+    OMPareto(model.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=False,
+             unimodal_keys=UNIMODAL_KEYS_SAMPLE_FRAME).backward(model.losses(*data))
     assert not torch.allclose(model.enc_a.weight.grad, ref["enc_a.weight"], atol=1e-6)
 
 
@@ -317,7 +318,8 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         xa, xv, y = _data(seed=3)
         half = xa.shape[0] // world
         sl = slice(rank * half, (rank + 1) * half)
-        bal = OMPareto(net.toy.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=True)
+        bal = OMPareto(net.toy.modality_parameters(), total_fn=_total, lam0=0.6, kappa=4.0, per_group_grad=True,
+                       unimodal_keys=UNIMODAL_KEYS_SAMPLE_FRAME)
         bal.backward(ddp(xa[sl], xv[sl], y[sl]))
         grads = {n: p.grad.clone() for n, p in net.toy.named_parameters() if p.grad is not None}
         torch.save(grads, f"{out_dir}/rank{rank}.pt")
@@ -348,7 +350,7 @@ def test_balancer_on_the_real_model_matches_separate_gradients() -> None:
     torch.manual_seed(0)
     model = create_model("tiny").train()
     crit = MACBCriterion(model.config).train()
-    bal = OMPareto.from_model(model, crit)
+    bal = OMPareto.from_model(model, crit, unimodal="sample+frame")
     assert bal.per_group_grad  # the frame heads read the fused maps: per-modality gradients needed
     batch = model.dummy_batch(batch_size=4)
     L = crit(model(batch), batch)
@@ -392,3 +394,30 @@ def test_sample_only_variant_one_call_is_exact_on_the_real_model() -> None:
     assert len(grads[0]) == len(grads[1]) > 0
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-7, rtol=1e-5)
+
+
+def test_one_g_u_default_for_library_and_trainer() -> None:
+    """OMPareto(), OMPareto.from_model, TrainConfig and `macbdf train --help` share DEFAULT_UNIMODAL."""
+    import argparse
+
+    from macbdf.commands.train import add_arguments
+    from macbdf.models.losses import MACBCriterion
+    from macbdf.models.registry import create_model
+    from macbdf.optim.pareto import DEFAULT_UNIMODAL, UNIMODAL_GROUPINGS
+    from macbdf_train.trainer import TrainConfig
+
+    assert DEFAULT_UNIMODAL == "sample"   # the unimodal sample losses of Eq. 19 (docs/paper-map.md)
+    model = create_model("tiny")
+    crit = MACBCriterion(model.config)
+    lib = OMPareto.from_model(model, crit)
+    assert lib.unimodal_keys == {"audio": ("unimodal_audio",), "video": ("unimodal_video",)}
+    assert not lib.per_group_grad          # sample heads read their own encoder: one grad call is exact
+    assert OMPareto(model.modality_parameters()).unimodal_keys == lib.unimodal_keys
+    assert TrainConfig(data="d", out="o").pareto_unimodal == DEFAULT_UNIMODAL
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert p.parse_args(["--data", "d", "--out", "o"]).pareto_unimodal == DEFAULT_UNIMODAL
+    both = OMPareto.from_model(model, crit, unimodal="sample+frame")
+    assert both.unimodal_keys == UNIMODAL_GROUPINGS["sample+frame"] and both.per_group_grad
+    with pytest.raises(ValueError, match="unknown unimodal grouping"):
+        OMPareto.from_model(model, crit, unimodal="frames")

@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"score at most this many seconds of each video (flag truncated; default "
                              f"{DEFAULT_MAX_SECONDS:.0f}, 0 = no limit)")
     parser.add_argument("--quiet", action="store_true", help="no table and no progress bar")
+    bench = parser.add_argument_group("benchmark submission files (score them with `macbdf evaluate --submission`)")
+    bench.add_argument("--av1m-cls", metavar="FILE", help="AV-Deepfake1M classification file: one 'file;score' line per video")
+    bench.add_argument("--av1m-loc", metavar="FILE.json",
+                       help="AV-Deepfake1M localisation JSON {file: [[score, start_s, end_s], ...]} (>= 1 proposal per video)")
+    bench.add_argument("--lavdf-segments", metavar="DIR",
+                       help="LAV-DF / BA-TFD segment lists: DIR/<file>.csv with begin,end,score in frames")
+    bench.add_argument("--submission-root", metavar="DIR",
+                       help="file keys are paths relative to DIR (the dataset split folder), e.g. id001/x/real.mp4; "
+                            "default: the paths as given")
 
 
 def _usage(msg: str) -> int:
@@ -274,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--batch-windows must be >= 1")
     if not (args.max_seconds >= 0 and args.max_seconds < float("inf")):
         return _usage("--max-seconds must be a number >= 0 (0 = no limit)")
-    for out in (args.json_out, args.csv_out):
+    for out in (args.json_out, args.csv_out, args.av1m_cls, args.av1m_loc):
         if out and os.path.isdir(out):
             return _usage(f"output path is a directory: {out}")
     if args.plot_dir and os.path.exists(args.plot_dir) and not os.path.isdir(args.plot_dir):
@@ -315,6 +324,15 @@ def run(args: argparse.Namespace) -> int:
         _atomic_write_bytes(args.json_out, data)
     if args.csv_out:
         _atomic_write_bytes(args.csv_out, to_csv(results).encode("utf-8", "backslashreplace"))
+    if args.av1m_cls or args.av1m_loc or args.lavdf_segments:
+        from macbdf.metrics.submission import SubmissionError, write_submission_files
+
+        try:
+            write_submission_files(results, av1m_cls=args.av1m_cls, av1m_loc=args.av1m_loc,
+                                   lavdf_segments=args.lavdf_segments, root=args.submission_root)
+        except SubmissionError as e:
+            print(f"macbdf detect: error: {e}", file=sys.stderr)
+            return 1
     if not args.quiet:
         print_safe(format_table(results))
         print_safe(model_note(det.model_info, det.threshold))

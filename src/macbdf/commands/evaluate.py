@@ -15,6 +15,13 @@ model's frame count, probabilities averaged over windows weighted by real frames
   unseen methods methods of the split never seen in the cache's train split (synth's
                  held-out families), pooled against the reals
 
+Benchmark submission files (no model run): --submission FILE --metadata META --format F scores
+files in the benchmarks' own formats (`macbdf detect --av1m-cls/--av1m-loc/--lavdf-segments`, or
+any other detector's) against the dataset's metadata with AV-Deepfake1M's metrics:
+  av1m-cls   'file;score' lines vs AV-1M *_metadata.json (or LAV-DF metadata.json): AUC
+  av1m-loc   {file: [[score, start_s, end_s], ...]}: AP@IoU 0.5/0.75/0.9/0.95, AR@50/30/20/10/5
+  lavdf      a folder of <file>.csv (begin,end,score in frames): AP@0.5/0.75/0.95, AR@100/50/20/10
+
 Cross-dataset (the paper's Table 3): evaluate a checkpoint trained on one cache on another,
 normally with --split all --threshold-from checkpoint; the report flags it.
 
@@ -23,6 +30,7 @@ Examples:
   macbdf evaluate --checkpoint runs/a --data cache/synth --plots runs/a/plots
   macbdf evaluate --checkpoint runs/dfdc --data cache/fakeavceleb --split all \\
       --threshold-from checkpoint --json cross.json
+  macbdf evaluate --submission loc.json --metadata test_metadata.json --format av1m-loc --json loc_eval.json
 
 Exit codes: 0 ok, 1 some samples could not be read (the rest are evaluated), 2 bad usage
 or unusable checkpoint/cache.
@@ -36,9 +44,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, metavar="RUN_DIR",
+    parser.add_argument("--checkpoint", metavar="RUN_DIR",
                         help="checkpoint folder (config.json + model.safetensors), e.g. a training run's output")
-    parser.add_argument("--data", required=True, metavar="CACHE_DIR", help="prepared cache (from `macbdf prepare`)")
+    parser.add_argument("--data", metavar="CACHE_DIR", help="prepared cache (from `macbdf prepare`)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                         help="which split of the cache to evaluate (default: test; `all` for cross-dataset)")
     parser.add_argument("--json", metavar="OUT.json", help="write the full report as JSON here")
@@ -54,11 +62,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (JSON only)")
+    sub = parser.add_argument_group("benchmark submission files (instead of --checkpoint/--data)")
+    sub.add_argument("--submission", metavar="FILE|DIR", help="a submission file (a folder for --format lavdf)")
+    sub.add_argument("--metadata", metavar="META.json", help="AV-Deepfake1M *_metadata.json or LAV-DF metadata.json")
+    sub.add_argument("--format", dest="sub_format", choices=["av1m-cls", "av1m-loc", "lavdf"],
+                     help="the submission's format (see above)")
+    sub.add_argument("--fps", type=float, default=25.0,
+                     help="lavdf: frame rate where the metadata has no video_frames/duration (default 25)")
+
+
+def _run_submission(args: argparse.Namespace) -> int:
+    from macbdf.metrics import jsonable
+    from macbdf.metrics.submission import SubmissionError, score_submission
+
+    if not args.metadata or not args.sub_format:
+        print("error: --submission needs --metadata and --format", file=sys.stderr)
+        return 2
+    if args.fps <= 0:
+        print("error: --fps must be > 0", file=sys.stderr)
+        return 2
+    try:
+        report = score_submission(args.submission, args.metadata, args.sub_format, fps=args.fps)
+    except SubmissionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = json.dumps(jsonable(report), indent=2)
+    if args.json:
+        from macbdf.checkpoint import atomic_write_text
+
+        atomic_write_text(args.json, text + "\n")
+    if not args.quiet or not args.json:
+        print(text)
+    return 1 if report["missing"] else 0
 
 
 def run(args: argparse.Namespace) -> int:
     from macbdf_train.evaluate import EvaluationError, evaluate, format_report, write_json
 
+    if args.submission:
+        if args.checkpoint or args.data:
+            print("error: --submission scores a file; do not combine it with --checkpoint/--data", file=sys.stderr)
+            return 2
+        if args.json and Path(args.json).is_dir():
+            print(f"error: --json must be a file path, got a folder: {args.json}", file=sys.stderr)
+            return 2
+        return _run_submission(args)
+    if not args.checkpoint or not args.data:
+        print("error: give --checkpoint and --data (or --submission, --metadata and --format)", file=sys.stderr)
+        return 2
     if args.json and Path(args.json).is_dir():
         print(f"error: --json must be a file path, got a folder: {args.json}", file=sys.stderr)
         return 2

@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                         help=f"keep at most this many seconds of each video (bounds cache size and memory on "
                              f"long videos; default {DEFAULT_MAX_SECONDS:.0f}, 0 = no limit)")
+    parser.add_argument("--trim-leading-silence", action="store_true",
+                        help="drop each clip's frames before its audio starts (fake periods shift with them): "
+                             "removes the leading-silence shortcut of datasets whose fakes start silent; "
+                             "stored in cache_config.json (see `macbdf audit`)")
     parser.add_argument("--split", default=None, help="only records of this split (train/val/test)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the 80:20 split where a dataset has none")
     parser.add_argument("--identity-disjoint", action="store_true", help="identity-disjoint seeded splits")
@@ -291,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
                 return 2
             setattr(cfg, attr, type(getattr(cfg, attr))(v))
+    cfg.trim_leading_silence = bool(args.trim_leading_silence)
 
     root = Path(args.root)
     if not root.exists():

@@ -36,7 +36,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0
+    from macbdf.optim.pareto import DEFAULT_KAPPA, DEFAULT_LAM0, DEFAULT_UNIMODAL, UNIMODAL_GROUPINGS
 
     parser.add_argument("--data", required=True, metavar="CACHE_DIR", help="prepared cache (from `macbdf prepare`)")
     parser.add_argument("--model", default="small", metavar="NAME", help="named model config (tiny, small, base, ...; default small)")
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OM-Pareto gradient balancing (paper §3.5) or the plain summed loss")
     parser.add_argument("--lam0", type=float, default=DEFAULT_LAM0, help=f"OM-Pareto λ0 of Eq. 23 (default {DEFAULT_LAM0})")
     parser.add_argument("--kappa", type=float, default=DEFAULT_KAPPA, help=f"OM-Pareto κ of Eq. 23 (default {DEFAULT_KAPPA})")
-    parser.add_argument("--pareto-unimodal", choices=("sample+frame", "sample"), default="sample",
+    parser.add_argument("--pareto-unimodal", choices=tuple(UNIMODAL_GROUPINGS), default=DEFAULT_UNIMODAL,
                         help="OM-Pareto's unimodal objectives per encoder: the unimodal sample losses of Eq. 19 "
                              "(default: those heads read only their own encoder; the frame heads read the fused "
                              "multi-scale maps, so their losses count as multimodal) or sample + frame losses")

@@ -12,7 +12,9 @@ Batch dict (docs/architecture.md)::
     frame_mask        bool    (B, T)            False on padding
     label, video_label, audio_label   float32 (B,)   -1 where the dataset gives no label
     frame_label_video, frame_label_audio  float32 (B, T)
-    method_id         int64   (B,)              0 = real; see CacheDataset.method_vocab
+    method_id         int64   (B,)              0 = real; see CacheDataset.method_vocab (joint method)
+    video_method_id, audio_method_id  int64 (B,)  the modality's own manipulation, 0 = that track is
+                      real in the window (keys of L_vv / L_aa; see macbdf.data.methods)
     (+ video_id: list[str], start_frame: int64 (B,), num_valid: int64 (B,))
 
 Training augmentation (``augment``, training only; every op keeps the labels true):
@@ -46,6 +48,7 @@ from torch.utils.data import Dataset
 
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import SampleRecord
+from macbdf.data.methods import build_modality_vocabs, modality_methods
 
 __all__ = ["CacheDataset", "collate", "build_method_vocab", "AUGMENTATIONS", "parse_augment"]
 
@@ -69,7 +72,8 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 _TENSOR_KEYS = ("video", "audio", "frame_mask", "label", "video_label", "audio_label",
-                "frame_label_video", "frame_label_audio", "method_id", "start_frame", "num_valid")
+                "frame_label_video", "frame_label_audio", "method_id", "video_method_id", "audio_method_id",
+                "start_frame", "num_valid")
 
 
 def build_method_vocab(records: Sequence[SampleRecord]) -> dict[str, int]:
@@ -106,6 +110,8 @@ class CacheDataset(Dataset):
         records: use these records instead of reading the manifest (e.g. a filtered subset).
         augment: training-only augmentations (see the module docstring), e.g. ``("flip", "color")``.
         verify: check each sample file once per process before its first use (checksum, finite values).
+        modality_vocabs: (video method vocab, audio method vocab) for ``video_method_id`` /
+            ``audio_method_id``; default built from the records (`macbdf.data.methods`).
 
     Bad samples (missing, unreadable, damaged, non-finite) are not fatal: the item is a
     ``{"bad_sample": file, "reason": ...}`` marker that `collate` drops and lists under ``"bad_samples"``.
@@ -114,7 +120,8 @@ class CacheDataset(Dataset):
     def __init__(self, cache_dir: str | os.PathLike, split: str | Sequence[str] | None = None, num_frames: int = 16,
                  train: bool = False, face_size: int | None = None, method_vocab: dict[str, int] | None = None,
                  eval_window: str = "center", records: Sequence[SampleRecord] | None = None,
-                 augment: str | Sequence[str] | None = None, verify: bool = True):
+                 augment: str | Sequence[str] | None = None, verify: bool = True,
+                 modality_vocabs: tuple[dict[str, int], dict[str, int]] | None = None):
         from macbdf.media.cache import load_cache_config, read_cache_manifest
 
         self.cache_dir = Path(cache_dir)
@@ -134,6 +141,8 @@ class CacheDataset(Dataset):
         self.eval_window = eval_window
         self.face_size = face_size
         self.method_vocab = dict(method_vocab) if method_vocab is not None else build_method_vocab(self.records)
+        vv, av = modality_vocabs if modality_vocabs is not None else build_modality_vocabs(self.records)
+        self.video_method_vocab, self.audio_method_vocab = dict(vv), dict(av)
         self.mel_per_frame = self.cfg.mel_per_frame
         self.pad_logmel = float(np.log(self.cfg.log_eps))   # padding reads as silence
         self.verify = bool(verify)
@@ -151,6 +160,13 @@ class CacheDataset(Dataset):
             return 0
         name = rec.method if rec.method and rec.method != "real" else "fake"
         return int(self.method_vocab.get(name, len(self.method_vocab)))
+
+    def _modality_method_ids(self, rec: SampleRecord, vl: float, al: float) -> tuple[int, int]:
+        """Per-modality method ids; 0 where that track is not fake in the window (real or unknown)."""
+        v, a = modality_methods(rec)
+        vid = int(self.video_method_vocab.get(v, len(self.video_method_vocab))) if vl == 1.0 else 0
+        aid = int(self.audio_method_vocab.get(a, len(self.audio_method_vocab))) if al == 1.0 else 0
+        return vid, aid
 
     def _start(self, n: int) -> int:
         T = self.num_frames
@@ -219,11 +235,14 @@ class CacheDataset(Dataset):
             label = max(vl, al) if rec.label is not None else -1.0
         else:
             vl, al, label = _lab(rec.video_label), _lab(rec.audio_label), _lab(rec.label)
+        vmid, amid = self._modality_method_ids(rec, vl, al)
         return {
             "video": out_video, "audio": audio, "frame_mask": mask,
             "label": torch.tensor(label), "video_label": torch.tensor(vl), "audio_label": torch.tensor(al),
             "frame_label_video": flv_t, "frame_label_audio": fla_t,
             "method_id": torch.tensor(self._method_id(rec, label), dtype=torch.int64),
+            "video_method_id": torch.tensor(vmid, dtype=torch.int64),
+            "audio_method_id": torch.tensor(amid, dtype=torch.int64),
             "start_frame": torch.tensor(s, dtype=torch.int64), "num_valid": torch.tensor(t, dtype=torch.int64),
             "video_id": rec.video_id,
         }

@@ -175,3 +175,43 @@ def log_mel_from_reader(reader: Any, cfg: PreprocessConfig, start_frame: int, nu
     a, b = int(centres[0]) - half, int(centres[-1]) + half
     seg = reader.read(a, b)
     return log_mel_frames(seg, centres - a, cfg)
+
+
+SILENCE_BELOW_DB = 35.0   # a mel frame is silent this far below the clip's loud level (95th percentile)
+SILENCE_FLOOR_DB = 6.0    # ... or within this of the digital-silence floor (all mel bins at log eps)
+
+
+def silence_profile(logmel: np.ndarray, cfg: PreprocessConfig) -> dict[str, float | None]:
+    """Leading / trailing silence (s) and loudness (dB) of a clip from its Eq. 1 log-mel.
+
+    A mel frame's level is ``10 log10(sum_m exp(logmel))`` (dB of the mel power). A frame is silent
+    when it lies ``SILENCE_BELOW_DB`` below the clip's 95th-percentile level, or within
+    ``SILENCE_FLOOR_DB`` of the level of digital silence (every bin at ``log eps``). Leading /
+    trailing silence is the run of silent frames at the start / end, in seconds (one mel frame =
+    ``1 / (fps * mel_per_frame)``); a wholly silent clip has both equal to its length.
+    ``loudness_db`` is the level of the mean mel power (relative to full-scale mel power, not LUFS:
+    comparable between clips of one cache). None values for a clip without mel frames.
+
+    Example:
+        >>> cfg = PreprocessConfig()
+        >>> x = np.r_[np.zeros(8000), np.sin(np.arange(16000) * 0.2)].astype(np.float32)  # 0.5 s silence
+        >>> p = silence_profile(log_mel_spectrogram(x, cfg, num_frames=150), cfg)
+        >>> round(p["leading_silence_s"], 2), p["trailing_silence_s"] < 0.05
+        (0.49, True)
+    """
+    lm = np.asarray(logmel, dtype=np.float64)
+    if lm.ndim != 2 or lm.shape[0] == 0:
+        return {"leading_silence_s": None, "trailing_silence_s": None, "loudness_db": None}
+    # log-sum-exp over the mel bins, in dB
+    peak = lm.max(axis=1, keepdims=True)
+    level = 10.0 / np.log(10.0) * (peak[:, 0] + np.log(np.exp(lm - peak).sum(axis=1)))
+    floor = 10.0 * np.log10(lm.shape[1] * cfg.log_eps)
+    thr = max(float(np.percentile(level, 95)) - SILENCE_BELOW_DB, floor + SILENCE_FLOOR_DB)
+    loud = np.flatnonzero(level >= thr)
+    step = 1.0 / (cfg.fps * cfg.mel_per_frame)
+    n = lm.shape[0]
+    lead = int(loud[0]) if loud.size else n
+    trail = int(n - 1 - loud[-1]) if loud.size else n
+    mean_power = float(np.mean(np.power(10.0, level / 10.0)))
+    return {"leading_silence_s": round(lead * step, 4), "trailing_silence_s": round(trail * step, 4),
+            "loudness_db": round(10.0 * np.log10(max(mean_power, 1e-30)), 3)}

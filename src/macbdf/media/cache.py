@@ -130,8 +130,20 @@ def write_sample(cache_dir: str | os.PathLike, record: SampleRecord, clip: Any) 
              flags=sorted(set(d.get("flags") or []) | set(clip.flags)))
     extra = dict(d.get("extra") or {})
     info = clip.info or {}
-    extra["media"] = {k: info[k] for k in ("src_fps", "width", "height", "rotation", "video_codec",
-                                           "audio_rate", "audio_channels", "face_coverage") if k in info}
+    # (+ what `macbdf audit` reads: silence at both ends and loudness of the cached audio, the cut of
+    # `prepare --trim-leading-silence`)
+    extra["media"] = {k: info[k] for k in ("src_fps", "width", "height", "rotation", "video_codec", "bit_rate",
+                                           "audio_rate", "audio_channels", "face_coverage", "leading_silence_s",
+                                           "trailing_silence_s", "loudness_db", "trimmed_leading_s", "trimmed_audio_s")
+                      if k in info}
+    cut = float(info.get("trimmed_leading_s") or 0.0)
+    if cut > 0:
+        # the first `cut` seconds were dropped: the fake periods move with the frames
+        shift = lambda ps: [[max(0.0, a - cut), b - cut] for a, b in ps if b - cut > 0]  # noqa: E731
+        d["fake_periods"] = shift(d.get("fake_periods") or [])
+        for key in ("video_fake_periods", "audio_fake_periods"):
+            if d.get(key) is not None:
+                d[key] = shift(d[key])
     d["extra"] = extra
     out = SampleRecord.from_dict(d)
     flv, fla = frame_labels(out, n, float(clip.fps))

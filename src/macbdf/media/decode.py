@@ -505,7 +505,7 @@ def iter_video_frames(path: str | os.PathLike, fps: float, *, max_frames: int | 
         src_fps = float(rate) if rate and float(rate) > 0 else None
         header_dur = _header_duration(container, vs)
         stats.update(src_fps=src_fps, header_duration=header_dur, truncated=False,
-                     video_codec=vs.codec_context.name)
+                     video_codec=vs.codec_context.name, bit_rate=int(container.bit_rate or 0) or None)
 
         k = 0
         n_src = 0

@@ -7,7 +7,8 @@
   the negative logits as written in the paper: s/tau - m/tau. An anchor with no positive (forged pair)
   uses a constant "null" positive logit 0, i.e. its loss is log(1 + sum_k exp(s_k/tau - m/tau)).
 * `supcon_loss` - L_vv / L_aa: supervised contrastive loss within one modality over a class key
-  (the modality's authenticity label combined with the manipulation method).
+  (the modality's authenticity label combined with THAT modality's manipulation method: the batch's
+  ``video_method_id`` / ``audio_method_id``, see macbdf.data.methods).
 * `AdaptiveTemperature` - Eq. 3-6: attention weights over pairs, basis functions, learnable beta,
   and the temporal smoothing gamma_t from a recurrent state.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
 
@@ -51,14 +50,37 @@ class ProgressiveHead(nn.Module):
 class FrameHead(nn.Module):
     """Per-frame MLP branch (Eq. 20): time-token features (B, T', C) -> frame logits (B, T).
 
-    Each time token spans ``tubelet`` frames and predicts one logit per frame it covers.
+    One logit per time token (a token spans ``tubelet`` frames), linearly interpolated to the frames
+    at the token centres ((k + 0.5) * tubelet - 0.5 in frame units; the first / last half token is
+    held). Formerly the head had ``tubelet`` outputs, one per frame position inside the token: a token
+    cannot tell its frames apart (they are patched together), so those per-position weights only
+    added a fixed offset by frame parity and every clip's frame scores alternated with period 2
+    (docs/paper-map.md). Old checkpoints load with the per-position rows averaged.
+
+    Example:
+        >>> import torch
+        >>> FrameHead(8, tubelet=2)(torch.randn(3, 4, 8), num_frames=7).shape
+        torch.Size([3, 7])
     """
 
     def __init__(self, dim: int, tubelet: int) -> None:
         super().__init__()
         self.tubelet = tubelet
-        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, tubelet))
+        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self._register_load_state_dict_pre_hook(self._average_old_rows)
+
+    @staticmethod
+    def _average_old_rows(state_dict: dict, prefix: str, *args: object) -> None:
+        # checkpoints written before the fix: (tubelet, dim) / (tubelet,) -> their mean row
+        for key in (prefix + "net.3.weight", prefix + "net.3.bias"):
+            v = state_dict.get(key)
+            if v is not None and v.shape[0] > 1:
+                state_dict[key] = v.mean(0, keepdim=True)
 
     def forward(self, x: Tensor, num_frames: int) -> Tensor:
-        y = rearrange(self.net(x), "b t p -> b (t p)")
-        return y[:, :num_frames]
+        y = self.net(x).transpose(1, 2)                                   # (B, 1, T')
+        if self.tubelet > 1:
+            # align_corners=False with scale = tubelet maps frame j to token coordinate
+            # (j + 0.5) / tubelet - 0.5: the token centres, clamped at both ends
+            y = F.interpolate(y.float(), scale_factor=self.tubelet, mode="linear", align_corners=False).to(y.dtype)
+        return y[:, 0, :num_frames]

@@ -105,9 +105,12 @@ class MACBCriterion(nn.Module):
             terms["L_av"] = cross_modal_loss(za, zv, qv, real_pair, cfg.k_neg, cfg.margin, tau, ids, qv_ids)  # Eq. 2
             terms["L_va"] = cross_modal_loss(zv, za, qa, real_pair, cfg.k_neg, cfg.margin, tau, ids, qa_ids)  # Eq. 7
         if cfg.use_intra:
+            # each modality groups by its own manipulation (a faceswap video is a faceswap video whether
+            # the audio is tts or real); batches without the per-modality ids fall back to the joint id
             mid = batch.get("method_id")
-            terms["L_vv"] = supcon_loss(zv, contrast_keys(batch["video_label"], mid), tau)
-            terms["L_aa"] = supcon_loss(za, contrast_keys(batch["audio_label"], mid), tau)
+            vmid, amid = batch.get("video_method_id", mid), batch.get("audio_method_id", mid)
+            terms["L_vv"] = supcon_loss(zv, contrast_keys(batch["video_label"], vmid), tau)
+            terms["L_aa"] = supcon_loss(za, contrast_keys(batch["audio_label"], amid), tau)
         # Eq. 8 is the mean of the four terms; with a switch off, the mean of those that remain
         lc = torch.stack(list(terms.values())).mean()
         if self.training:

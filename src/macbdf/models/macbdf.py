@@ -173,6 +173,8 @@ class MACBDF(nn.Module):
             "frame_label_video": flv * mask,
             "frame_label_audio": fla * mask,
             "method_id": torch.where(torch.maximum(vl, al) > 0, 1 + (torch.arange(batch_size) % 3), 0).long(),
+            "video_method_id": torch.where(vl > 0, 1 + (torch.arange(batch_size) % 2), 0).long(),
+            "audio_method_id": torch.where(al > 0, 1 + (torch.arange(batch_size) % 3), 0).long(),
         }
         return {k: v.to(dev) for k, v in batch.items()}
 

@@ -3,8 +3,9 @@
 For every modality encoder (the parameter groups of ``model.modality_parameters()``) two gradients
 are compared, each over the whole encoder seen as one vector:
 
-* ``g_u`` - the gradient of that modality's unimodal objectives (audio: ``unimodal_audio`` +
-  ``frame_audio``; video: ``unimodal_video`` + ``frame_video``; weighted as in ``criterion.total``),
+* ``g_u`` - the gradient of that modality's unimodal objectives (default grouping ``"sample"``:
+  ``unimodal_audio`` / ``unimodal_video``, Eq. 19; grouping ``"sample+frame"`` adds ``frame_audio`` /
+  ``frame_video``; weighted as in ``criterion.total``; `DEFAULT_UNIMODAL` is the one default),
 * ``g_m`` - the gradient of the multimodal objective, i.e. everything else in the total loss.
 
 With ``cos θ = g_m·g_u / (|g_m| |g_u|)`` (Eq. 23):
@@ -61,18 +62,23 @@ __all__ = [
 # closed form is the unique minimiser; κ = 5 makes λ_orth move from λ0/2 (orthogonal) to ~λ0 (opposite).
 DEFAULT_LAM0 = 0.5
 DEFAULT_KAPPA = 5.0
-# OM-Pareto groups (docs/architecture.md): the unimodal objectives of each modality encoder.
-UNIMODAL_KEYS: dict[str, tuple[str, ...]] = {
-    "audio": ("unimodal_audio", "frame_audio"),
-    "video": ("unimodal_video", "frame_video"),
-}
-# Variant: only the sample-level unimodal heads count as unimodal objectives (the frame losses then
-# belong to g_m). MACB-DF's unimodal sample heads read their own encoder's pooled output only, so one
-# autograd.grad call gives both g_u and costs little more than the encoders' backward.
+# OM-Pareto's unimodal objectives per encoder (g_u), by grouping name. "sample": the unimodal sample
+# heads of Eq. 19, which read only their own encoder's pooled output, so one autograd.grad call gives
+# both g_u; the frame losses then belong to g_m (the frame heads read the fused multi-scale maps).
+# "sample+frame": the frame losses count as unimodal too (one backward per modality, exact).
 UNIMODAL_KEYS_SAMPLE: dict[str, tuple[str, ...]] = {
     "audio": ("unimodal_audio",),
     "video": ("unimodal_video",),
 }
+UNIMODAL_KEYS_SAMPLE_FRAME: dict[str, tuple[str, ...]] = {
+    "audio": ("unimodal_audio", "frame_audio"),
+    "video": ("unimodal_video", "frame_video"),
+}
+UNIMODAL_GROUPINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sample": UNIMODAL_KEYS_SAMPLE, "sample+frame": UNIMODAL_KEYS_SAMPLE_FRAME}
+# The one default of library (OMPareto, OMPareto.from_model) and trainer (--pareto-unimodal).
+DEFAULT_UNIMODAL = "sample"
+UNIMODAL_KEYS = UNIMODAL_GROUPINGS[DEFAULT_UNIMODAL]
 _EPS = 1e-12
 
 Scalar = float | Tensor
@@ -332,19 +338,33 @@ class OMPareto:
         self.process_group = process_group
 
     @classmethod
-    def from_model(cls, model: nn.Module, criterion: nn.Module | None = None, **kw: Any) -> "OMPareto":
+    def from_model(cls, model: nn.Module, criterion: nn.Module | None = None, *,
+                   unimodal: str = DEFAULT_UNIMODAL, **kw: Any) -> "OMPareto":
         """Groups from ``model.modality_parameters()``, weights from ``criterion.total``.
 
-        One ``autograd.grad`` call serves both encoders only when each unimodal objective reads its own
-        encoder alone. MACB-DF's frame heads sit after the cross-modal multi-scale fusion (Eq. 18), so
-        ``frame_video`` also reaches the audio encoder; unless the model declares
-        ``unimodal_objectives_disjoint = True``, the gradients are taken per modality (exact).
+        ``unimodal`` names the g_u grouping (`UNIMODAL_GROUPINGS`; default `DEFAULT_UNIMODAL`, the
+        trainer's default too); an explicit ``unimodal_keys=`` overrides it. One ``autograd.grad`` call
+        serves both encoders only when each unimodal objective reads its own encoder alone: true of the
+        unimodal sample heads (grouping ``"sample"``), not of MACB-DF's frame heads, which sit after the
+        cross-modal multi-scale fusion (Eq. 18), so with ``"sample+frame"`` the gradients are taken per
+        modality (exact) unless the model declares ``unimodal_objectives_disjoint = True``.
+
+        Example:
+            >>> bal = OMPareto.from_model(model, criterion)                    # doctest: +SKIP
+            >>> bal.unimodal_keys["video"], bal.per_group_grad                  # doctest: +SKIP
+            (('unimodal_video',), False)
         """
         from macbdf.checkpoint import unwrap_model
 
+        if unimodal not in UNIMODAL_GROUPINGS:
+            raise ValueError(f"unknown unimodal grouping {unimodal!r} (known: {', '.join(UNIMODAL_GROUPINGS)})")
         base = unwrap_model(model)
         total_fn = getattr(criterion, "total", None) if criterion is not None else None
-        kw.setdefault("per_group_grad", not bool(getattr(base, "unimodal_objectives_disjoint", False)))
+        explicit = kw.get("unimodal_keys")
+        keys = explicit if explicit is not None else UNIMODAL_GROUPINGS[unimodal]
+        kw["unimodal_keys"] = keys
+        frame_in_gu = any(k.startswith("frame_") for ks in keys.values() for k in ks)
+        kw.setdefault("per_group_grad", frame_in_gu and not bool(getattr(base, "unimodal_objectives_disjoint", False)))
         return cls(base.modality_parameters(), total_fn=total_fn, **kw)
 
     def _unimodal_total(self, losses: Mapping[str, Tensor], names: Iterable[str]) -> Tensor:
