@@ -99,3 +99,40 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     assert main(["demo", "--out", str(foreign), "--quick"]) == 2
+
+
+def test_ablate_over_seeds_gives_intervals_effects_and_band_plots(tiny_cache: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from macbdf.metrics import roc_auc
+    from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
+
+    out = tmp_path / "abl"
+    argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells", "full,pareto_off,depth_0,depth_2",
+            "--model", "tiny", "--steps", "3", "--batch-size", "8", "--seeds", "0,1", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seeds"] == [0, 1]
+    md = (out / "ablation_seeds.md").read_text()
+    assert "| pareto_off |" in md and "t-intervals" in md
+    # every figure against a direct computation from the per-seed eval.json files
+    evals = {s: {c: json.loads((out / f"seed_{s}" / "cells" / c / "eval.json").read_text())
+                 for c in ("full", "pareto_off", "depth_0")} for s in (0, 1)}
+    for c in ("full", "pareto_off", "depth_0"):
+        aucs = [evals[s][c]["overall"]["auc"] for s in (0, 1)]
+        cell = summary["cells"][c]
+        assert cell["per_seed"]["auc"] == pytest.approx(aucs)
+        iv = t_interval(aucs)
+        assert cell["auc"]["estimate"] == pytest.approx(iv.estimate) and cell["auc"]["low"] == pytest.approx(iv.low)
+        sets = [(evals[s][c]["scores"]["label"], evals[s][c]["scores"]["p"]) for s in (0, 1)]
+        assert roc_auc(*sets[0]) == pytest.approx(aucs[0])
+        boot = bootstrap_mean_ci(sets, "auc", n_boot=1000, seed=0)
+        assert cell["auc_bootstrap"]["low"] == pytest.approx(boot.low)
+    # depth_2 is the tiny model's own depth: it shares full's runs and figures
+    assert summary["cells"]["depth_2"]["per_seed"]["auc"] == summary["cells"]["full"]["per_seed"]["auc"]
+    eff = summary["effects"]["pareto_off"]
+    d = [evals[s]["pareto_off"]["overall"]["auc"] - evals[s]["full"]["overall"]["auc"] for s in (0, 1)]
+    assert eff["diff_t"]["estimate"] == pytest.approx(sum(d) / 2)
+    assert eff["separated"] is False or "separate" in eff["claim"]
+    assert (out / "pareto_curves_bands.png").stat().st_size > 0 and (out / "depth_sweep_ci.png").stat().st_size > 0
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(out), "--seeds", "0,0"]) == 2
+    assert "distinct" in capsys.readouterr().err
