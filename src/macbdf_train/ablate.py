@@ -15,8 +15,13 @@ depth_K        ``ms_depth=K`` for K in 0, 2, 4, 6, 8             Fig. 5
 pareto_off     plain summed loss instead of OM-Pareto            Fig. 6-7
 audio_only     ``modality="audio"``                              unimodal baseline
 video_only     ``modality="video"``                              unimodal baseline
-concat         ``fusion="concat"`` (plain concatenation)         fusion baseline
+concat         ``fusion="concat"`` (+ sync if the model has it)  fusion baseline
+concat_nosync  ``fusion="concat", sync_dim=0``                   fusion baseline, no sync
 =============  ==============================================  ==========================
+
+The synchrony extension runs in every model with both modalities (the concat baseline included), so
+``full - concat`` and ``wo_sync - concat_nosync`` compare the paper's components with and without it,
+and ``full - wo_sync`` is its own effect (`COMPARISONS`, listed under the table when the cells ran).
 
 ``grid="quick"`` keeps full, wo_LC, pareto_off, depth_0, audio_only, video_only and concat.
 Cells whose settings coincide (e.g. ``depth_2`` when the model's own depth is 2) are trained
@@ -59,8 +64,19 @@ CELLS: dict[str, dict[str, Any]] = {
     "pareto_off": {"desc": "plain summed loss (no OM-Pareto)", "model": {}, "train": {"balancer": "sum"}},
     "audio_only": {"desc": "audio-only baseline", "model": {"modality": "audio"}, "train": {}},
     "video_only": {"desc": "video-only baseline", "model": {"modality": "video"}, "train": {}},
-    "concat": {"desc": "concatenation-fusion baseline", "model": {"fusion": "concat"}, "train": {}},
+    "concat": {"desc": "concatenation-fusion baseline (+ sync when the model has it)", "model": {"fusion": "concat"},
+               "train": {}},
+    "concat_nosync": {"desc": "concatenation-fusion baseline without sync", "model": {"fusion": "concat", "sync_dim": 0},
+                      "train": {}},
 }
+# Paired comparisons reported when both cells ran: (name, A, B, question). With a model that has the sync
+# extension, `concat` carries it too, so full vs concat and wo_sync vs concat_nosync compare the paper's
+# components with and without our extension, and full vs wo_sync is the extension's own effect.
+COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
+    ("fusion_with_sync", "full", "concat", "paper's components over concat, both with sync"),
+    ("fusion_without_sync", "wo_sync", "concat_nosync", "paper's components over concat, both without sync"),
+    ("sync_effect", "full", "wo_sync", "our sync extension's effect on the full model"),
+)
 GRIDS: dict[str, tuple[str, ...]] = {
     "paper": tuple(CELLS),
     "quick": ("full", "wo_LC", "pareto_off", "depth_0", "audio_only", "video_only", "concat"),
@@ -367,6 +383,13 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], data_info: dict[str, An
                     f"{'-' if ts is None else f'{ts:.0f}'} | {r['status']} |")
     head.append("")
     head.append("Figures in %. AUC/AP/EER on the test split; '-' = undefined or not run.")
+    by = {r["cell"]: r for r in rows if r.get("auc") is not None}
+    comp = [(n, a, b, q) for n, a, b, q in COMPARISONS if a in by and b in by]
+    if comp:
+        head.append("")
+        head.append("Paired comparisons (test AUC, one run each; `--seeds` adds intervals):")
+        for _n, a, b, q in comp:
+            head.append(f"- {a} - {b} ({q}): {100 * (float(by[a]['auc']) - float(by[b]['auc'])):+.1f}")
     md = "\n".join(head) + "\n"
     atomic_write_text(out / "ablation.md", md)
     buf = io.StringIO()
@@ -454,33 +477,42 @@ def summarize_seeds(out: str | os.PathLike, tables: dict[int, dict[str, Any]], r
             entry["auc_bootstrap"] = bootstrap_mean_ci([(y, p) for y, p, _ in sc], "auc", n_boot=n_boot,
                                                        seed=boot_seed).to_dict()
         cells[name] = entry
+    from macbdf.metrics.stats import Interval
+
+    def paired(a_name: str, b_name: str) -> dict[str, Any] | None:
+        """AUC(a) - AUC(b): t over the per-seed differences, pooled paired clip bootstrap, separation."""
+        a, b = cells[a_name]["per_seed"]["auc"], cells[b_name]["per_seed"]["auc"]
+        if any(x is None for x in a + b):
+            return None
+        it = t_interval(a, ref=b)
+        eff: dict[str, Any] = {"diff_t": it.to_dict()}
+        if a_name in scores and b_name in scores:
+            pairs = []
+            for (ya, pa, ida), (_yb, pb, idb) in zip(scores[a_name], scores[b_name]):
+                pos = {v: i for i, v in enumerate(idb)}
+                ia = [i for i, v in enumerate(ida) if v in pos]
+                pairs.append((ya[ia], pa[ia], np.asarray(pb)[[pos[ida[i]] for i in ia]]))
+            eff["diff_bootstrap"] = bootstrap_mean_ci(pairs, "auc", n_boot=n_boot, seed=boot_seed).to_dict()
+        sep = len(seeds) > 1 and Interval(**cells[a_name]["auc"]).separated_from(Interval(**cells[b_name]["auc"]))
+        eff["separated"] = bool(sep)
+        eff["claim"] = (("higher" if it.estimate > 0 else "lower") + f" than {b_name} (t-intervals separate)"
+                        if sep else f"no effect claimed (t-intervals of {a_name} and {b_name} overlap)")
+        return eff
+
     effects: dict[str, Any] = {}
     if reference in cells:
-        from macbdf.metrics.stats import Interval
-
-        ref_iv = Interval(**cells[reference]["auc"])
         for name in order:
-            if name == reference:
-                continue
-            a = [cells[name]["per_seed"]["auc"][i] for i in range(len(seeds))]
-            b = [cells[reference]["per_seed"]["auc"][i] for i in range(len(seeds))]
-            if any(x is None for x in a + b):
-                continue
-            it = t_interval(a, ref=b)
-            eff: dict[str, Any] = {"diff_t": it.to_dict()}
-            if name in scores and reference in scores:
-                pairs = []
-                for (ya, pa, ida), (yb, pb, idb) in zip(scores[name], scores[reference]):
-                    pos = {v: i for i, v in enumerate(idb)}
-                    ia = [i for i, v in enumerate(ida) if v in pos]
-                    pairs.append((ya[ia], pa[ia], np.asarray(pb)[[pos[ida[i]] for i in ia]]))
-                eff["diff_bootstrap"] = bootstrap_mean_ci(pairs, "auc", n_boot=n_boot, seed=boot_seed).to_dict()
-            sep = Interval(**cells[name]["auc"]).separated_from(ref_iv) if len(seeds) > 1 else False
-            eff["separated"] = bool(sep)
-            eff["claim"] = (("higher" if it.estimate > 0 else "lower") + f" than {reference} (t-intervals separate)"
-                            if sep else f"no effect claimed (t-intervals of the cell and {reference} overlap)")
-            effects[name] = eff
-    return {"seeds": seeds, "reference": reference, "cells": cells, "effects": effects,
+            if name != reference:
+                e = paired(name, reference)
+                if e is not None:
+                    effects[name] = e
+    comparisons: dict[str, Any] = {}
+    for cname, a_name, b_name, question in COMPARISONS:
+        if a_name in cells and b_name in cells:
+            e = paired(a_name, b_name)
+            if e is not None:
+                comparisons[cname] = {"a": a_name, "b": b_name, "question": question, **e}
+    return {"seeds": seeds, "reference": reference, "cells": cells, "effects": effects, "comparisons": comparisons,
             "intervals": {"t": "Student t over the per-seed test AUCs (training seed; the data are fixed)",
                           "bootstrap": f"pooled percentile bootstrap of the seed mean, {n_boot} replicates "
                                        f"(seed {boot_seed}), each resampling every seed's test clips within class"},
@@ -513,6 +545,12 @@ def _seed_markdown(summary: dict[str, Any]) -> str:
                  f"{iv(e.get('diff_t')) if e else '-'} | {pb} | {e.get('claim', 'reference' if name == summary['reference'] else '-')} |")
     L.append("")
     L.append("Figures in %, test split, threshold for ACC@thr tuned on val.")
+    if summary.get("comparisons"):
+        L.append("")
+        L.append("Paired comparisons (A - B test AUC; t over seeds | pooled paired clip bootstrap):")
+        for c in summary["comparisons"].values():
+            L.append(f"- {c['a']} - {c['b']} ({c['question']}): {iv(c['diff_t'])} | "
+                     f"{iv(c.get('diff_bootstrap')) if c.get('diff_bootstrap') else '-'} -> {c['claim']}")
     return "\n".join(L) + "\n"
 
 

@@ -148,7 +148,8 @@ def test_ablate_over_seeds_gives_intervals_effects_and_band_plots(tiny_cache: Pa
     from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
 
     out = tmp_path / "abl"
-    argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells", "full,pareto_off,depth_0,depth_2",
+    argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells",
+            "full,pareto_off,depth_0,depth_2,concat,wo_sync,concat_nosync",
             "--model", "tiny", "--steps", "3", "--batch-size", "8", "--seeds", "0,1", "--json"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -175,5 +176,15 @@ def test_ablate_over_seeds_gives_intervals_effects_and_band_plots(tiny_cache: Pa
     assert eff["diff_t"]["estimate"] == pytest.approx(sum(d) / 2)
     assert eff["separated"] is False or "separate" in eff["claim"]
     assert (out / "pareto_curves_bands.png").stat().st_size > 0 and (out / "depth_sweep_ci.png").stat().st_size > 0
+    # the paired comparisons; tiny has no sync, so wo_sync is full and concat_nosync is concat (shared runs)
+    comp = summary["comparisons"]
+    assert set(comp) == {"fusion_with_sync", "fusion_without_sync", "sync_effect"}
+    assert comp["sync_effect"]["diff_t"]["estimate"] == 0.0 and comp["sync_effect"]["separated"] is False
+    full_auc = summary["cells"]["full"]["per_seed"]["auc"]
+    concat_auc = summary["cells"]["concat"]["per_seed"]["auc"]
+    want = t_interval(full_auc, ref=concat_auc)
+    assert comp["fusion_with_sync"]["diff_t"]["estimate"] == pytest.approx(want.estimate)
+    assert comp["fusion_without_sync"]["diff_t"]["estimate"] == pytest.approx(want.estimate)
+    assert "Paired comparisons" in md
     assert main(["ablate", "--data", str(tiny_cache), "--out", str(out), "--seeds", "0,0"]) == 2
     assert "distinct" in capsys.readouterr().err
