@@ -337,10 +337,12 @@ def plot_curves_with_bands(
             x, m, lo, hi = mean_band([_step_series(r, key) for r in rec_lists])
             if x.size == 0:
                 continue
-            line = ax.plot(x, m, label=f"{label} (n={len(rec_lists)})")[0]
+            line = ax.plot(x, m, marker="o" if x.size < 30 else None, ms=3, label=f"{label} (n={len(rec_lists)})")[0]
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_xlabel("step")
         ax.set_ylabel(key)
+        if "auc" in key or "acc" in key:
+            ax.set_ylim(0.0, 1.02)   # a t band of few seeds can pass 1; the metric cannot
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
