@@ -15,8 +15,13 @@ depth_K        ``ms_depth=K`` for K in 0, 2, 4, 6, 8             Fig. 5
 pareto_off     plain summed loss instead of OM-Pareto            Fig. 6-7
 audio_only     ``modality="audio"``                              unimodal baseline
 video_only     ``modality="video"``                              unimodal baseline
-concat         ``fusion="concat"`` (plain concatenation)         fusion baseline
+concat         ``fusion="concat"`` (+ sync if the model has it)  fusion baseline
+concat_nosync  ``fusion="concat", sync_dim=0``                   fusion baseline, no sync
 =============  ==============================================  ==========================
+
+The synchrony extension runs in every model with both modalities (the concat baseline included), so
+``full - concat`` and ``wo_sync - concat_nosync`` compare the paper's components with and without it,
+and ``full - wo_sync`` is its own effect (`COMPARISONS`, listed under the table when the cells ran).
 
 ``grid="quick"`` keeps full, wo_LC, pareto_off, depth_0, audio_only, video_only and concat.
 Cells whose settings coincide (e.g. ``depth_2`` when the model's own depth is 2) are trained
@@ -59,8 +64,19 @@ CELLS: dict[str, dict[str, Any]] = {
     "pareto_off": {"desc": "plain summed loss (no OM-Pareto)", "model": {}, "train": {"balancer": "sum"}},
     "audio_only": {"desc": "audio-only baseline", "model": {"modality": "audio"}, "train": {}},
     "video_only": {"desc": "video-only baseline", "model": {"modality": "video"}, "train": {}},
-    "concat": {"desc": "concatenation-fusion baseline", "model": {"fusion": "concat"}, "train": {}},
+    "concat": {"desc": "concatenation-fusion baseline (+ sync when the model has it)", "model": {"fusion": "concat"},
+               "train": {}},
+    "concat_nosync": {"desc": "concatenation-fusion baseline without sync", "model": {"fusion": "concat", "sync_dim": 0},
+                      "train": {}},
 }
+# Paired comparisons reported when both cells ran: (name, A, B, question). With a model that has the sync
+# extension, `concat` carries it too, so full vs concat and wo_sync vs concat_nosync compare the paper's
+# components with and without our extension, and full vs wo_sync is the extension's own effect.
+COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
+    ("fusion_with_sync", "full", "concat", "paper's components over concat, both with sync"),
+    ("fusion_without_sync", "wo_sync", "concat_nosync", "paper's components over concat, both without sync"),
+    ("sync_effect", "full", "wo_sync", "our sync extension's effect on the full model"),
+)
 GRIDS: dict[str, tuple[str, ...]] = {
     "paper": tuple(CELLS),
     "quick": ("full", "wo_LC", "pareto_off", "depth_0", "audio_only", "video_only", "concat"),
@@ -233,10 +249,12 @@ def run_grid(
     extra_train: dict[str, Any] | None = None,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
     checkpoint: str = "best",
+    keep_scores: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the grid and write ``ablation.md``/``ablation.csv``; returns the table.
 
     ``checkpoint``: evaluate each cell's ``"best"`` validation checkpoint or its ``"final"`` weights.
+    ``keep_scores``: keep each cell's test scores in its ``eval.json`` (for clip-bootstrap intervals).
 
     Raises `AblationError` on unusable inputs; a cell that fails is recorded with its reason
     and the grid goes on.
@@ -300,7 +318,8 @@ def run_grid(
                                     **train_over, **cell_train)
                 train_s = float(summary.get("train_s", time.perf_counter() - t0))
                 ck = best_checkpoint(run_dir, prefer=checkpoint)
-                rep = evaluate(ck, data, split="test", threshold_from="val", device=device, progress=progress)
+                rep = evaluate(ck, data, split="test", threshold_from="val", device=device, progress=progress,
+                               keep_scores=keep_scores)
                 rep["cell_key"] = key
                 rep["train_s"] = train_s
                 rep["train_summary"] = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
@@ -364,6 +383,13 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], data_info: dict[str, An
                     f"{'-' if ts is None else f'{ts:.0f}'} | {r['status']} |")
     head.append("")
     head.append("Figures in %. AUC/AP/EER on the test split; '-' = undefined or not run.")
+    by = {r["cell"]: r for r in rows if r.get("auc") is not None}
+    comp = [(n, a, b, q) for n, a, b, q in COMPARISONS if a in by and b in by]
+    if comp:
+        head.append("")
+        head.append("Paired comparisons (test AUC, one run each; `--seeds` adds intervals):")
+        for _n, a, b, q in comp:
+            head.append(f"- {a} - {b} ({q}): {100 * (float(by[a]['auc']) - float(by[b]['auc'])):+.1f}")
     md = "\n".join(head) + "\n"
     atomic_write_text(out / "ablation.md", md)
     buf = io.StringIO()
@@ -400,3 +426,195 @@ def _plots(out: Path, rows: list[dict[str, Any]]) -> None:
                          out / "depth_sweep.png", xlabel="multi-scale depth", title="depth sweep (Fig. 5)")
         except Exception as e:
             print(f"note: depth-sweep plot failed: {e}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- several seeds
+def _cell_eval(seed_dir: Path, row: dict[str, Any]) -> dict[str, Any] | None:
+    """A cell's eval.json in one seed's grid (a cell that shared another's settings reads that one)."""
+    status = str(row.get("status", ""))
+    cell = status[len("same as "):] if status.startswith("same as ") else row["cell"]
+    p = seed_dir / "cells" / cell / "eval.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _scores_of(rep: dict[str, Any] | None) -> tuple[Any, Any, list[str]] | None:
+    import numpy as np
+
+    sc = (rep or {}).get("scores")
+    if not sc:
+        return None
+    y, p = np.asarray(sc["label"], dtype=float), np.asarray(sc["p"], dtype=float)
+    ok = np.isfinite(y) & np.isfinite(p)
+    return y[ok], p[ok], [v for v, k in zip(sc["video_id"], ok) if k]
+
+
+def summarize_seeds(out: str | os.PathLike, tables: dict[int, dict[str, Any]], reference: str = "full",
+                    n_boot: int = 1000, boot_seed: int = 0) -> dict[str, Any]:
+    """Per cell: test AUC mean with a t-interval over seeds and a pooled clip-bootstrap interval; per
+    cell against ``reference``: the paired difference (t over seeds and pooled paired bootstrap) and
+    whether the two cells' t-intervals separate (the rule for claiming an effect)."""
+    import numpy as np
+
+    from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
+
+    out = Path(out)
+    seeds = sorted(tables)
+    order = [r["cell"] for r in tables[seeds[0]]["rows"]]
+    cells: dict[str, Any] = {}
+    scores: dict[str, list[Any]] = {}
+    for name in order:
+        rows = {s: next((r for r in tables[s]["rows"] if r["cell"] == name), {}) for s in seeds}
+        vals = {k: [rows[s].get(k) for s in seeds] for k in ("auc", "acc_thr", "ap", "audio_auc", "video_auc")}
+        entry: dict[str, Any] = {"description": rows[seeds[0]].get("description"), "per_seed": vals}
+        for k, v in vals.items():
+            entry[k] = t_interval([float("nan") if x is None else float(x) for x in v]).to_dict()
+        sc = [_scores_of(_cell_eval(out / f"seed_{s}", rows[s])) for s in seeds if rows[s]]
+        if sc and all(x is not None for x in sc) and len(sc) == len(seeds):
+            scores[name] = sc
+            entry["auc_bootstrap"] = bootstrap_mean_ci([(y, p) for y, p, _ in sc], "auc", n_boot=n_boot,
+                                                       seed=boot_seed).to_dict()
+        cells[name] = entry
+    from macbdf.metrics.stats import Interval
+
+    def paired(a_name: str, b_name: str) -> dict[str, Any] | None:
+        """AUC(a) - AUC(b): t over the per-seed differences, pooled paired clip bootstrap, separation."""
+        a, b = cells[a_name]["per_seed"]["auc"], cells[b_name]["per_seed"]["auc"]
+        if any(x is None for x in a + b):
+            return None
+        it = t_interval(a, ref=b)
+        eff: dict[str, Any] = {"diff_t": it.to_dict()}
+        if a_name in scores and b_name in scores:
+            pairs = []
+            for (ya, pa, ida), (_yb, pb, idb) in zip(scores[a_name], scores[b_name]):
+                pos = {v: i for i, v in enumerate(idb)}
+                ia = [i for i, v in enumerate(ida) if v in pos]
+                pairs.append((ya[ia], pa[ia], np.asarray(pb)[[pos[ida[i]] for i in ia]]))
+            eff["diff_bootstrap"] = bootstrap_mean_ci(pairs, "auc", n_boot=n_boot, seed=boot_seed).to_dict()
+        sep = len(seeds) > 1 and Interval(**cells[a_name]["auc"]).separated_from(Interval(**cells[b_name]["auc"]))
+        eff["separated"] = bool(sep)
+        eff["claim"] = (("higher" if it.estimate > 0 else "lower") + f" than {b_name} (t-intervals separate)"
+                        if sep else f"no effect claimed (t-intervals of {a_name} and {b_name} overlap)")
+        return eff
+
+    effects: dict[str, Any] = {}
+    if reference in cells:
+        for name in order:
+            if name != reference:
+                e = paired(name, reference)
+                if e is not None:
+                    effects[name] = e
+    comparisons: dict[str, Any] = {}
+    for cname, a_name, b_name, question in COMPARISONS:
+        if a_name in cells and b_name in cells:
+            e = paired(a_name, b_name)
+            if e is not None:
+                comparisons[cname] = {"a": a_name, "b": b_name, "question": question, **e}
+    return {"seeds": seeds, "reference": reference, "cells": cells, "effects": effects, "comparisons": comparisons,
+            "intervals": {"t": "Student t over the per-seed test AUCs (training seed; the data are fixed)",
+                          "bootstrap": f"pooled percentile bootstrap of the seed mean, {n_boot} replicates "
+                                       f"(seed {boot_seed}), each resampling every seed's test clips within class"},
+            "settings": tables[seeds[0]].get("settings"), "data": tables[seeds[0]].get("data")}
+
+
+def _seed_markdown(summary: dict[str, Any]) -> str:
+    from macbdf.metrics.stats import Interval
+
+    def iv(d: dict[str, Any] | None) -> str:
+        return Interval(**d).fmt() if d else "-"
+
+    d = summary.get("data") or {}
+    L = ["# MACB-DF ablation grid over seeds", "",
+         f"- data: `{d.get('cache')}` (" + ", ".join(f"{s}: {c['n']} ({c['fake']} fake / {c['real']} real)"
+                                                    for s, c in (d.get("splits") or {}).items()) + ")",
+         f"- seeds (training): {', '.join(map(str, summary['seeds']))}; settings: "
+         + ", ".join(f"{k}={v}" for k, v in (summary.get("settings") or {}).items() if v is not None and k != "seed"),
+         f"- intervals (95 %): t = {summary['intervals']['t']}; bootstrap = {summary['intervals']['bootstrap']}",
+         f"- an effect is claimed only where the cell's t-interval and {summary['reference']}'s do not overlap", "",
+         "| cell | variant | test AUC mean [t 95% CI] | [clip bootstrap] | per seed | ACC@thr [t] | "
+         f"AUC - {summary['reference']} [t] | [paired bootstrap] | claim |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for name, c in summary["cells"].items():
+        e = summary["effects"].get(name, {})
+        per = " / ".join("-" if v is None else f"{100 * v:.1f}" for v in c["per_seed"]["auc"])
+        boot = iv(c.get("auc_bootstrap")).split(" ", 1)[-1] if c.get("auc_bootstrap") else "-"
+        pb = iv(e.get("diff_bootstrap")) if e.get("diff_bootstrap") else "-"
+        L.append(f"| {name} | {c['description']} | {iv(c['auc'])} | {boot} | {per} | {iv(c['acc_thr'])} | "
+                 f"{iv(e.get('diff_t')) if e else '-'} | {pb} | {e.get('claim', 'reference' if name == summary['reference'] else '-')} |")
+    L.append("")
+    L.append("Figures in %, test split, threshold for ACC@thr tuned on val.")
+    if summary.get("comparisons"):
+        L.append("")
+        L.append("Paired comparisons (A - B test AUC; t over seeds | pooled paired clip bootstrap):")
+        for c in summary["comparisons"].values():
+            L.append(f"- {c['a']} - {c['b']} ({c['question']}): {iv(c['diff_t'])} | "
+                     f"{iv(c.get('diff_bootstrap')) if c.get('diff_bootstrap') else '-'} -> {c['claim']}")
+    return "\n".join(L) + "\n"
+
+
+def plot_seed_curves(out: Path, seeds: Sequence[int], pairs: Sequence[tuple[str, str]], path: Path,
+                     title: str) -> Path | None:
+    """Training curves (train loss, val AUC per step) of ``pairs`` = (cell, label), mean over seeds
+    with a 95 % t band (Fig. 6-7 with bands)."""
+    from macbdf.metrics import plots as P
+
+    runs = {}
+    for cell, label in pairs:
+        recs = [P.read_metrics_jsonl(out / f"seed_{s}" / "cells" / cell / "run" / "metrics.jsonl") for s in seeds]
+        if all(recs):
+            runs[label] = recs
+    if len(runs) < 1:
+        return None
+    return P.plot_curves_with_bands(runs, path, keys=("train/loss", "val/auc"), title=title)
+
+
+def run_grid_seeds(data: str | os.PathLike, out: str | os.PathLike, seeds: Sequence[int],
+                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr), reference: str = "full",
+                   **kw: Any) -> dict[str, Any]:
+    """`run_grid` once per training seed into ``OUT/seed_<k>`` (test scores kept), then `summarize_seeds`.
+
+    Writes ``OUT/ablation_seeds.md``, ``OUT/ablation_seeds.json``, and with the cells present
+    ``OUT/pareto_curves_bands.png`` (full vs pareto_off, Fig. 6-7) and ``OUT/depth_sweep_ci.png`` (Fig. 5).
+
+    Example:
+        >>> s = run_grid_seeds("cache/synth", "runs/abl", [0, 1, 2], cells=["full", "wo_LC"], steps=120)  # doctest: +SKIP
+        >>> s["effects"]["wo_LC"]["claim"]                                                                 # doctest: +SKIP
+    """
+    from macbdf.checkpoint import atomic_write_text
+    from macbdf.metrics import jsonable
+
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise AblationError(f"seeds must be distinct, got {list(seeds)}")
+    out = Path(out)
+    tables = {}
+    for s in seeds:
+        log(f"[ablate] ===== seed {s} =====")
+        tables[int(s)] = run_grid(data, out / f"seed_{s}", seed=int(s), log=log, keep_scores=True, **kw)
+    summary = summarize_seeds(out, tables, reference=reference)
+    md = _seed_markdown(summary)
+    atomic_write_text(out / "ablation_seeds.md", md)
+    atomic_write_text(out / "ablation_seeds.json", json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n")
+    summary["markdown"] = md
+    plots: dict[str, str] = {}
+    try:
+        p = plot_seed_curves(out, list(tables), [("full", "OM-Pareto"), ("pareto_off", "plain sum")],
+                             out / "pareto_curves_bands.png", "OM-Pareto on/off (Fig. 6-7), mean and 95% t band over seeds")
+        if p and "pareto_off" in summary["cells"]:
+            plots["pareto_curves"] = str(p)
+    except Exception as e:  # plots are a bonus
+        log(f"note: curve plot failed: {e}")
+    depth = sorted((int(c.split("_")[1]), c) for c in summary["cells"] if c.startswith("depth_"))
+    if len(depth) >= 2:
+        try:
+            from macbdf.metrics import plots as P
+
+            ivs = [summary["cells"][c]["auc"] for _, c in depth]
+            plots["depth_sweep"] = str(P.plot_sweep_ci([k for k, _ in depth], {"test AUC": ivs},
+                                                       out / "depth_sweep_ci.png", xlabel="multi-scale depth",
+                                                       title="depth sweep (Fig. 5), mean and 95% t interval"))
+        except Exception as e:
+            log(f"note: depth plot failed: {e}")
+    summary["plots"] = plots
+    return summary

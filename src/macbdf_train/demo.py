@@ -7,19 +7,22 @@ setting such as ``steps`` retrains the models but keeps the generated and prepar
 1. ``synth``    -- the synthetic audio-visual benchmark in the FakeAVCeleb layout, identity-
                    disjoint splits (``DIR/synth``);
 2. ``prepare``  -- decode, track faces, log-mel into a cache (``DIR/cache``);
-3. ``train:*``  -- MACB-DF ``small`` with OM-Pareto (``macbdf``) and the audio-only,
-                   video-only and concatenation baselines, same data, seed and steps
-                   (``DIR/runs/<name>``);
+3. ``train:*``  -- MACB-DF ``small`` with OM-Pareto with our synchrony extension (``macbdf``) and
+                   without it (``macbdf_nosync``), the concatenation baseline likewise (``concat``,
+                   ``concat_nosync``), the audio-only and video-only baselines (sync n/a), same data,
+                   seed and steps (``DIR/runs/<name>``);
 4. ``eval:*``   -- each model on the identity-disjoint test split (threshold tuned on val);
 5. ``checkpoint`` -- the full model's best checkpoint copied to ``DIR/checkpoint`` (usable by
                    ``macbdf detect --checkpoint DIR/checkpoint``);
 6. ``detect``   -- the Detector on held-out test clips (one fake, one real) straight from MP4;
-7. ``report``   -- terminal report, ``DIR/report.json`` and plots (ROC of the four models,
+7. ``report``   -- terminal report, ``DIR/report.json`` and plots (ROC of the models,
                    training curves, latent space, score timeline) in ``DIR``.
 
-``report.json``: ``{"models": {"macbdf"|"audio_only"|"video_only"|"concat": {"auc", "acc",
-"acc_thr", "ap", "eer", "per_category": {cat: {"acc", "acc_thr", "auc", "n"}}, "per_modality":
-...}}, "goal": {...}, "data": ..., "settings": ..., "detect": [...], "timings_s": {...}}``.
+``report.json``: ``{"models": {name: {"auc", "acc", "acc_thr", "ap", "eer", "ci": {"auc"|"ap"|"acc":
+interval}, "per_category": {cat: {"acc", "acc_thr", "auc", "n"}}, "per_modality": ...}}, "comparisons":
+{name: {"a", "b", "diff": paired clip-bootstrap interval, "verdict"}}, "validation": {name: val AUCs},
+"goal": {...}, "data": ..., "settings": ..., "detect": [...], "timings_s": {...}}``. With several
+seeds (`run_demo_seeds`) ``OUT/report.json`` holds the summary over seeds (`summarize_seeds`).
 
 Example:
     >>> from macbdf_train.demo import DemoConfig, run_demo
@@ -37,14 +40,34 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+# Every model that has both modalities gets the same extras: the synchrony extension (models/sync.py, ours,
+# not in the paper) is on in the "+ sync" rows and off in the "no sync" rows, for the full model and the concat
+# baseline alike, so the paper's components (full vs concat) are compared both with and without it, and the
+# extension's own effect is full with vs without. The unimodal baselines have no audio-visual pair to compare:
+# sync does not apply to them (the conv stems of the model config, which do apply, are on in every row).
 MODELS: dict[str, dict[str, Any]] = {
-    "macbdf": {"label": "MACB-DF (OM-Pareto)", "overrides": {}},
-    "audio_only": {"label": "audio-only", "overrides": {"modality": "audio"}},
-    "video_only": {"label": "video-only", "overrides": {"modality": "video"}},
-    "concat": {"label": "concat fusion", "overrides": {"fusion": "concat"}},
+    "macbdf": {"label": "MACB-DF + sync ext.", "overrides": {}, "sync": True},
+    "macbdf_nosync": {"label": "MACB-DF (no sync)", "overrides": {"sync_dim": 0}, "sync": False},
+    "audio_only": {"label": "audio-only", "overrides": {"modality": "audio"}, "sync": None},
+    "video_only": {"label": "video-only", "overrides": {"modality": "video"}, "sync": None},
+    "concat": {"label": "concat + sync ext.", "overrides": {"fusion": "concat"}, "sync": True},
+    "concat_nosync": {"label": "concat (no sync)", "overrides": {"fusion": "concat", "sync_dim": 0}, "sync": False},
 }
+# (name, A, B, question): paired differences AUC(A) - AUC(B) on the same test clips
+COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
+    ("fusion_with_sync", "macbdf", "concat", "paper's components (MACB fusion, L_C, w) over concat, both with sync"),
+    ("fusion_without_sync", "macbdf_nosync", "concat_nosync",
+     "paper's components over concat, both without sync (the paper's own comparison)"),
+    ("sync_effect", "macbdf", "macbdf_nosync", "our sync extension's effect on the full model"),
+    ("sync_effect_concat", "concat", "concat_nosync", "our sync extension's effect on the concat baseline"),
+)
+# the goal's baselines: every other detector (the no-sync full model is an ablation, not a baseline)
+GOAL_BASELINES = ("audio_only", "video_only", "concat", "concat_nosync")
+BOOTSTRAP_REPLICATES = 1000
+PROTOCOL = ("threshold tuned on val; the test split is scored once per model per run (no choice is made on it); "
+            "intervals: 95 % percentile bootstrap over test clips, resampled within class, 1000 replicates, seed 0")
 AUC_GOAL = 0.95
 
 
@@ -94,6 +117,9 @@ class DemoConfig:
     synth_opts: dict[str, Any] = field(default_factory=dict)
     prepare_args: list[str] = field(default_factory=list)
     models: tuple[str, ...] = tuple(MODELS)
+    # sync_dim of the "+ sync" models; None = the model config's own (32 in `small`). The quick config
+    # sets one so that its tiny model (sync off) still exercises both sides of every comparison.
+    sync_dim: int | None = None
     quick: bool = False
     progress: bool = True
 
@@ -101,7 +127,7 @@ class DemoConfig:
     def quick_config(cls, out: str, **kw: Any) -> "DemoConfig":
         """Reduced sizes for tests and smoke runs (tiny model, 16 short small clips, a few steps)."""
         base = dict(out=out, num_clips=16, model="tiny", steps=4, batch_size=4, workers=1, quick=True, parallel=1,
-                    synth_opts={"duration_range": (1.0, 1.2), "size": 96})
+                    synth_opts={"duration_range": (1.0, 1.2), "size": 96}, sync_dim=8)
         base.update(kw)
         return cls(**base)
 
@@ -333,7 +359,7 @@ def _train_parallel(cfg: DemoConfig, st: "_Stages", names: list[str], cache_dir:
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // lanes)
-    cost = {"macbdf": 4, "concat": 3, "video_only": 2, "audio_only": 1}
+    cost = {"macbdf": 4, "macbdf_nosync": 3.5, "concat": 3, "concat_nosync": 2.5, "video_only": 2, "audio_only": 1}
     order = sorted(names, key=lambda n: -cost.get(n, 0))
     st.log(f"[demo] training {', '.join(order)} in {lanes} parallel processes ({threads} thread(s) each) ...")
     cfg_dict = {k: v for k, v in dataclasses.asdict(cfg).items()}
@@ -341,7 +367,7 @@ def _train_parallel(cfg: DemoConfig, st: "_Stages", names: list[str], cache_dir:
     t0 = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=lanes, mp_context=mp.get_context("spawn"), initializer=_lane_init,
                                 initargs=(threads,)) as ex:
-        futs = {ex.submit(_lane_train, cfg_dict, str(cache_dir), str(runs[n]), MODELS[n]["overrides"]): n
+        futs = {ex.submit(_lane_train, cfg_dict, str(cache_dir), str(runs[n]), model_overrides(cfg, n)): n
                 for n in order}
         try:
             for f in cf.as_completed(futs):
@@ -440,7 +466,78 @@ def _model_entry(rep: dict[str, Any]) -> dict[str, Any]:
             "per_method": {g: {k: v.get(k) for k in ("acc_thr", "auc", "n")} for g, v in rep.get("per_method", {}).items()},
             "per_difficulty": {g: {k: v.get(k) for k in ("acc_thr", "auc", "n")}
                                for g, v in rep.get("per_difficulty", {}).items()},
-            "frame_auc": rep.get("frame", {}).get("auc_any"), "checkpoint": rep.get("checkpoint")}
+            "frame_auc": rep.get("frame", {}).get("auc_any"), "checkpoint": rep.get("checkpoint"),
+            "ci": _clip_cis(rep)}
+
+
+def _test_scores(rep: dict[str, Any]) -> tuple[list[str], Any, Any] | None:
+    """(video ids, labels, probabilities) of an eval report's kept test scores, finite labels only."""
+    import numpy as np
+
+    sc = rep.get("scores")
+    if not sc:
+        return None
+    y, p = np.asarray(sc["label"], dtype=float), np.asarray(sc["p"], dtype=float)
+    ok = np.isfinite(y) & np.isfinite(p)
+    return [v for v, k in zip(sc["video_id"], ok) if k], y[ok], p[ok]
+
+
+def _clip_cis(rep: dict[str, Any], n_boot: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> dict[str, Any]:
+    """95 % percentile-bootstrap intervals over the test clips (stratified by class) of AUC, AP and ACC@thr."""
+    from macbdf.metrics.stats import bootstrap_ci
+
+    ts = _test_scores(rep)
+    if ts is None or len(set(ts[1].tolist())) < 2:
+        return {}
+    _, y, p = ts
+    thr = float(rep.get("threshold", {}).get("value", 0.5))
+    return {m: bootstrap_ci(y, p, m, n_boot=n_boot, seed=seed, threshold=thr).to_dict() for m in ("auc", "ap", "acc")}
+
+
+def _paired(evals: dict[str, dict[str, Any]], a: str, b: str) -> tuple[Any, Any, Any] | None:
+    """Labels and the two models' scores on the clips both scored, aligned by video id."""
+    import numpy as np
+
+    ta, tb = _test_scores(evals.get(a, {})), _test_scores(evals.get(b, {}))
+    if ta is None or tb is None:
+        return None
+    pos_b = {v: i for i, v in enumerate(tb[0])}
+    ia = [i for i, v in enumerate(ta[0]) if v in pos_b]
+    ib = [pos_b[ta[0][i]] for i in ia]
+    if not ia:
+        return None
+    return ta[1][ia], ta[2][ia], np.asarray(tb[2])[ib]
+
+
+def comparisons(evals: dict[str, dict[str, Any]], n_boot: int = BOOTSTRAP_REPLICATES,
+                seed: int = 0) -> dict[str, Any]:
+    """Paired test-AUC differences of one run (`COMPARISONS`), each with a clip-bootstrap 95 % interval."""
+    from macbdf.metrics import roc_auc
+    from macbdf.metrics.stats import bootstrap_ci
+
+    out: dict[str, Any] = {}
+    for name, a, b, question in COMPARISONS:
+        pr = _paired(evals, a, b)
+        if pr is None:
+            continue
+        y, pa, pb = pr
+        iv = bootstrap_ci(y, pa, "auc", n_boot=n_boot, seed=seed, ref=pb)
+        out[name] = {"a": a, "b": b, "question": question, "auc_a": roc_auc(y, pa), "auc_b": roc_auc(y, pb),
+                     "diff": iv.to_dict(), "verdict": _verdict(iv)}
+    return out
+
+
+def _verdict(iv: Any) -> str:
+    """What a paired difference interval allows to be claimed."""
+    import math as _m
+
+    if not _m.isfinite(iv.low):
+        return "undetermined"
+    if iv.low > 0:
+        return "A better (interval above 0)"
+    if iv.high < 0:
+        return "B better (interval below 0)"
+    return "no detectable difference (interval contains 0)"
 
 
 def _pct(x: Any) -> str:
@@ -471,6 +568,7 @@ def format_demo_report(report: dict[str, Any]) -> str:
         pc = m.get("per_category", {})
         L.append(f"{label:22s} " + " ".join(f"{_pct(pc.get(c, {}).get('auc')):>6s}" for c in cats[1:]))
     L.append("  * a fake category against all real test clips")
+    L.extend(_ci_lines(report))
     g = report.get("goal", {})
     if g:
         L.append("")
@@ -498,6 +596,32 @@ def format_demo_report(report: dict[str, Any]) -> str:
                  + (f"; total {total:.0f}s wall" if total is not None else f"; total {sum(tm.values()):.0f}s"))
     L.append(f"report: {report.get('report_path')}   checkpoint: {report.get('checkpoint')}")
     return "\n".join(L)
+
+
+SYNC_NOTE = ("sync ext. = our temporal audio-visual synchrony extension (models/sync.py), not part of the paper; "
+             "it needs both modalities, so it does not apply to the unimodal baselines")
+
+
+def _iv(d: dict[str, Any] | None) -> str:
+    from macbdf.metrics.stats import Interval
+
+    return Interval(**d).fmt() if d else "  -  "
+
+
+def _ci_lines(report: dict[str, Any]) -> list[str]:
+    """Test AUC with its clip-bootstrap interval per model, and the paired comparisons."""
+    L = ["", "test AUC, 95 % CI (percentile bootstrap over test clips, within class, 1000 replicates):"]
+    for name, m in report["models"].items():
+        label = MODELS.get(name, {}).get("label", name)
+        L.append(f"  {label:22s} {_iv(m.get('ci', {}).get('auc'))}")
+    comps = report.get("comparisons") or {}
+    if comps:
+        L.append("paired AUC differences on the same test clips (A - B, 95 % CI):")
+        for c in comps.values():
+            la, lb = MODELS.get(c["a"], {}).get("label", c["a"]), MODELS.get(c["b"], {}).get("label", c["b"])
+            L.append(f"  {la} - {lb}: {_iv(c['diff'])} -> {c['verdict']}")
+    L.append("  " + SYNC_NOTE)
+    return L
 
 
 def _plots(out: Path, evals: dict[str, dict[str, Any]], runs: dict[str, Path]) -> dict[str, str]:
@@ -554,6 +678,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
     prep = st.run("prepare", lambda: _stage_prepare(cfg, synth_dir, cache_dir), data_key,
                   lambda: _rmtree(cache_dir))
     evals: dict[str, dict[str, Any]] = {}
+    trains: dict[str, dict[str, Any]] = {}
     runs: dict[str, Path] = {name: runs_dir / name for name in cfg.models}
     todo = [n for n in cfg.models if not st.done(f"train:{n}", train_key)]
     for name in todo:
@@ -562,7 +687,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
         if stale_marker:
             st.log(f"[demo] train:{name}: settings changed, running it again")
         partial_other = (run_dir / "train_config.json").is_file() and \
-            not _same_run(run_dir, cfg, MODELS[name]["overrides"])
+            not _same_run(run_dir, cfg, model_overrides(cfg, name))
         if stale_marker or partial_other:
             _rmtree(run_dir)  # made with other settings: cannot be resumed
             st.forget(f"train:{name}")
@@ -570,10 +695,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
     if lanes > 1:
         _train_parallel(cfg, st, todo, cache_dir, runs, train_key, lanes)
     for name in cfg.models:
-        spec = MODELS[name]
+        over = model_overrides(cfg, name)
         run_dir = runs[name]
-        st.run(f"train:{name}", lambda: _stage_train(cfg, cache_dir, run_dir, spec["overrides"]), train_key,
-               lambda: _rmtree(run_dir))
+        trains[name] = st.run(f"train:{name}", lambda: _stage_train(cfg, cache_dir, run_dir, over), train_key,
+                              lambda: _rmtree(run_dir))
         evals[name] = st.run(f"eval:{name}", lambda: _stage_eval(cfg, cache_dir, run_dir, name), eval_key)
     ck = out / "checkpoint"
     report: dict[str, Any] = {"models": {n: _model_entry(r) for n, r in evals.items()}}
@@ -583,7 +708,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
         report["detect"] = {k: v for k, v in det.items() if not k.startswith("_")}
         report["checkpoint"] = str(ck)
         full = report["models"]["macbdf"].get("auc")
-        base = {n: m.get("auc") for n, m in report["models"].items() if n != "macbdf"}
+        base = {n: m.get("auc") for n, m in report["models"].items() if n in GOAL_BASELINES}
         best_b = max(base, key=lambda n: -1 if base[n] is None else base[n]) if base else None
         _card_figures(ck, report["models"], cfg)
         report["goal"] = {
@@ -593,6 +718,11 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
             "best_baseline_auc": base.get(best_b) if best_b else None,
             "met": bool(full is not None and full >= AUC_GOAL and all(v is None or full > v for v in base.values())),
         }
+    report["comparisons"] = comparisons(evals)
+    report["validation"] = {n: {"final_val_auc": (t.get("final_val") or {}).get("auc"),
+                                "best_val_auc": t.get("best_val_auc"), "best_step": t.get("best_step"),
+                                "steps": t.get("steps") or cfg.steps} for n, t in trains.items()}
+    report["protocol"] = PROTOCOL
     report["data"] = prep.get("data")
     report["settings"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress",)}
     report["plots"] = _plots(out, evals, runs)
@@ -624,7 +754,20 @@ def _check_out_dir(out: Path) -> None:
 
 # Settings each stage depends on: changing a training setting retrains but keeps the data.
 _DATA_KEYS = ("num_clips", "seed", "synth_opts", "prepare_args", "quick")
-_TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer")
+_TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer", "sync_dim")
+
+
+def model_overrides(cfg: DemoConfig, name: str) -> dict[str, Any]:
+    """The ModelConfig overrides of demo model ``name`` (the "+ sync" rows take ``cfg.sync_dim`` when set).
+
+    Example:
+        >>> model_overrides(DemoConfig(out="x", sync_dim=8), "concat"), model_overrides(DemoConfig(out="x"), "concat")
+        ({'fusion': 'concat', 'sync_dim': 8}, {'fusion': 'concat'})
+    """
+    over = dict(MODELS[name]["overrides"])
+    if MODELS[name].get("sync") and cfg.sync_dim is not None:
+        over["sync_dim"] = int(cfg.sync_dim)
+    return over
 
 
 def _key(cfg: DemoConfig, keys: tuple[str, ...]) -> str:
@@ -653,3 +796,144 @@ def _write_config(out: Path, cfg: DemoConfig) -> None:
     from macbdf.checkpoint import atomic_write_text
 
     atomic_write_text(out / "demo_config.json", json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n")
+
+
+# ----------------------------------------------------------------------------- several seeds
+SEEDS_MARKER = "demo_seeds.json"
+
+
+def _load_evals(seed_dir: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The eval stage results (with kept test scores) of one seed's demo folder."""
+    out = {}
+    for n in names:
+        p = seed_dir / "stages" / f"eval_{n}.json"
+        if p.is_file():
+            out[n] = json.loads(p.read_text(encoding="utf-8"))
+    return out
+
+
+def summarize_seeds(reports: dict[int, dict[str, Any]], evals: dict[int, dict[str, dict[str, Any]]],
+                    n_boot: int = BOOTSTRAP_REPLICATES, boot_seed: int = 0) -> dict[str, Any]:
+    """Mean and 95 % intervals over seeds of every model's test AUC (and the paired comparisons).
+
+    Two intervals per figure: ``t`` (Student t over the per-seed values: run-to-run spread, n - 1
+    degrees of freedom) and ``bootstrap`` (pooled percentile bootstrap of the seed mean: every replicate
+    resamples each seed's test clips within class and averages the per-seed AUCs: test-set sampling only).
+    """
+    from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
+
+    seeds = sorted(reports)
+    names = [n for n in MODELS if all(n in reports[s]["models"] for s in seeds)]
+    models: dict[str, Any] = {}
+    for n in names:
+        per = {s: reports[s]["models"][n] for s in seeds}
+        sets = [(_test_scores(evals[s][n])[1], _test_scores(evals[s][n])[2]) for s in seeds
+                if n in evals.get(s, {}) and _test_scores(evals[s][n]) is not None]
+        entry: dict[str, Any] = {"label": MODELS[n]["label"], "per_seed": {}}
+        for k in ("auc", "ap", "acc_thr"):
+            vals = [per[s].get(k) for s in seeds]
+            entry["per_seed"][k] = vals
+            entry[k] = {"t": t_interval([float("nan") if v is None else v for v in vals]).to_dict()}
+        if len(sets) == len(seeds):
+            entry["auc"]["bootstrap"] = bootstrap_mean_ci(sets, "auc", n_boot=n_boot, seed=boot_seed).to_dict()
+        cats = sorted({c for s in seeds for c in per[s].get("per_category", {})} - {"RVRA"})
+        entry["per_category_auc"] = {
+            c: t_interval([float("nan") if per[s].get("per_category", {}).get(c, {}).get("auc") is None
+                           else per[s]["per_category"][c]["auc"] for s in seeds]).to_dict() for c in cats}
+        models[n] = entry
+    comps: dict[str, Any] = {}
+    for name, a, b, question in COMPARISONS:
+        if a not in names or b not in names:
+            continue
+        pairs = [_paired(evals[s], a, b) for s in seeds]
+        if any(p is None for p in pairs):
+            continue
+        from macbdf.metrics import roc_auc
+
+        diffs = [roc_auc(y, pa) - roc_auc(y, pb) for y, pa, pb in pairs]
+        it = t_interval(diffs)
+        ib = bootstrap_mean_ci(pairs, "auc", n_boot=n_boot, seed=boot_seed)
+        both = it.excludes(0.0) and ib.excludes(0.0) and (it.estimate > 0) == (ib.low > 0)
+        comps[name] = {"a": a, "b": b, "question": question, "per_seed_diff": diffs,
+                       "diff_t": it.to_dict(), "diff_bootstrap": ib.to_dict(),
+                       "separated_t": _intervals_separate(models[a]["auc"]["t"], models[b]["auc"]["t"]),
+                       "verdict": ((_verdict(it) + " in both intervals") if both else
+                                   "not claimed: " + ("the seed-spread interval contains 0" if not it.excludes(0.0)
+                                                      else "the clip-bootstrap interval contains 0"))}
+    goal = {s: (reports[s].get("goal") or {}).get("met") for s in seeds}
+    val = {n: {k: [((reports[s].get("validation") or {}).get(n) or {}).get(k) for s in seeds]
+               for k in ("final_val_auc", "best_val_auc", "best_step")} for n in names}
+    return {"seeds": seeds, "models": models, "comparisons": comps, "goal_met_per_seed": goal,
+            "validation": val,
+            "intervals": {"t": "Student t over the per-seed values (run-to-run spread: data and training seed)",
+                          "bootstrap": f"pooled percentile bootstrap of the mean over seeds: each of {n_boot} "
+                                       f"replicates (seed {boot_seed}) resamples every seed's test clips within "
+                                       "class; test-set sampling only"},
+            "protocol": PROTOCOL, "sync_note": SYNC_NOTE}
+
+
+def _intervals_separate(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two interval dicts do not overlap."""
+    from macbdf.metrics.stats import Interval
+
+    ia, ib = Interval(**a), Interval(**b)
+    return bool(math.isfinite(ia.low) and math.isfinite(ib.low) and ia.separated_from(ib))
+
+
+def run_demo_seeds(cfg: DemoConfig, seeds: Sequence[int],
+                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
+    """`run_demo` once per seed (data and training seed) in ``OUT/seed_<k>``, then `summarize_seeds`.
+
+    Writes ``OUT/report.json`` (the summary, with each seed's report path) and returns it. Resumable like
+    the demo: finished seeds and stages are skipped.
+    """
+    from macbdf.checkpoint import atomic_write_text
+    from macbdf_train.evaluate import write_json
+
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise DemoError(f"--seeds needs distinct seeds, got {list(seeds)}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out exists and is not a folder: {out}")
+    if out.is_dir() and any(out.iterdir()) and not (out / SEEDS_MARKER).is_file():
+        raise DemoError(f"{out} is not empty and not an earlier multi-seed demo output; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SEEDS_MARKER, json.dumps({"seeds": list(seeds), **dataclasses.asdict(cfg)},
+                                                      indent=2, default=str) + "\n")
+    t0 = time.perf_counter()
+    reports, evals = {}, {}
+    for s in seeds:
+        log(f"[demo] ===== seed {s} =====")
+        sub = out / f"seed_{s}"
+        reports[s] = run_demo(dataclasses.replace(cfg, out=str(sub), seed=int(s)), log)
+        evals[s] = _load_evals(sub, cfg.models)
+    summary = summarize_seeds(reports, evals)
+    summary["per_seed_reports"] = {s: str(out / f"seed_{s}" / "report.json") for s in seeds}
+    summary["data"] = {s: reports[s].get("data") for s in seeds}
+    summary["wall_s"] = round(time.perf_counter() - t0, 2)
+    summary["report_path"] = str(out / "report.json")
+    write_json(summary, out / "report.json")
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def format_seeds_report(summary: dict[str, Any]) -> str:
+    """The multi-seed terminal report: mean [t-interval] [bootstrap interval] per model, then comparisons."""
+    L = ["=" * 78, f"MACB-DF demo over seeds {', '.join(map(str, summary['seeds']))} "
+                   "(identity-disjoint test split of each seed's synthetic data)", "=" * 78]
+    L.append(f"{'model':22s} {'AUC mean [t 95% CI]':>22s} {'[bootstrap 95% CI]':>18s}  per seed")
+    for n, m in summary["models"].items():
+        auc = m["auc"]
+        L.append(f"{m['label']:22s} {_iv(auc['t']):>22s} {_iv(auc.get('bootstrap')).split(' ', 1)[-1]:>18s}  "
+                 + " ".join(_pct(v) for v in m["per_seed"]["auc"]))
+    L.append("")
+    L.append("paired AUC differences A - B (mean over seeds; t over seeds | pooled clip bootstrap):")
+    for c in summary["comparisons"].values():
+        la, lb = MODELS[c["a"]]["label"], MODELS[c["b"]]["label"]
+        L.append(f"  {la} - {lb}: {_iv(c['diff_t'])} | {_iv(c['diff_bootstrap'])} -> {c['verdict']}")
+    L.append("")
+    L.append("goal met per seed: " + ", ".join(f"{s}: {'yes' if v else 'no'}"
+                                                for s, v in summary["goal_met_per_seed"].items()))
+    L.append("intervals: t = " + summary["intervals"]["t"] + "; bootstrap = " + summary["intervals"]["bootstrap"])
+    L.append(SYNC_NOTE)
+    L.append(f"report: {summary.get('report_path')}")
+    return "\n".join(L)

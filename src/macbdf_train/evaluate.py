@@ -391,6 +391,8 @@ def evaluate(
     meta: dict[str, Any] | None = None,
     keep_scores: bool = False,
     aggregation: str = "mean",
+    bootstrap: int = 0,
+    bootstrap_seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the ``split`` of the prepared cache ``data``; returns the report.
 
@@ -399,7 +401,9 @@ def evaluate(
     ``threshold_from``: "val" (best-accuracy threshold on this cache's val split; falls back
     to the checkpoint's when there is no val split), "checkpoint", or a number.
     ``keep_scores`` adds ``report["scores"]`` (video ids, labels, probabilities) for plots
-    that compare several models. ``model``/``meta`` pass an already loaded model. Raises
+    that compare several models. ``bootstrap=N`` adds ``report["bootstrap"]``: 95 % percentile
+    intervals of AUC, AP, ACC@0.5 and ACC@thr over N resamplings of the clips (within class, seeded
+    by ``bootstrap_seed``; `bootstrap_intervals`). ``model``/``meta`` pass an already loaded model. Raises
     `EvaluationError` (one line) when the checkpoint or the cache cannot be used.
 
     Example:
@@ -484,6 +488,10 @@ def evaluate(
     }
     if pre_notes:
         report["preprocess_notes"] = pre_notes
+    if bootstrap > 0:
+        y_all = scored.labels()
+        ok = np.isfinite(y_all)
+        report["bootstrap"] = bootstrap_intervals(y_all[ok], scored.p[ok], float(threshold), bootstrap, bootstrap_seed)
     if keep_scores:
         report["scores"] = {
             "video_id": [r.video_id for r in scored.records],
@@ -493,6 +501,26 @@ def evaluate(
     if plots_dir is not None:
         report["plots"] = make_plots(scored, report, Path(plots_dir), checkpoint)
     return report
+
+
+def bootstrap_intervals(y_true: np.ndarray, p: np.ndarray, threshold: float, n_boot: int = 1000,
+                        seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """Percentile-bootstrap intervals over clips (resampled within class) of AUC, AP, ACC@0.5, ACC@thr.
+
+    Example:
+        >>> iv = bootstrap_intervals(np.array([0, 0, 1, 1]), np.array([.1, .6, .4, .9]), 0.5, n_boot=50)
+        >>> sorted(iv["metrics"]), iv["metrics"]["auc"]["estimate"]
+        (['acc', 'acc_thr', 'ap', 'auc'], 0.75)
+    """
+    from macbdf.metrics.stats import bootstrap_ci
+
+    if len(np.unique(y_true)) < 2:
+        return {"skipped": "one class only: no interval"}
+    spec = {"auc": ("auc", 0.5), "ap": ("ap", 0.5), "acc": ("acc", 0.5), "acc_thr": ("acc", threshold)}
+    return {"n_boot": int(n_boot), "seed": int(seed), "confidence": confidence,
+            "method": "percentile bootstrap over clips, resampled within class",
+            "metrics": {k: bootstrap_ci(y_true, p, m, n_boot=n_boot, confidence=confidence, seed=seed,
+                                        threshold=t).to_dict() for k, (m, t) in spec.items()}}
 
 
 def _is_number(x: Any) -> bool:
@@ -578,6 +606,15 @@ def format_report(report: dict[str, Any]) -> str:
             L.append(f"{g[:18]:18s} {_f(m['acc']):>7s} {_f(m['acc_thr']):>7s} {_f(m.get('auc')):>7s} {m['n']:>6d}")
     if report.get("per_category") or report.get("per_method") or report.get("per_difficulty"):
         L.append("  * AUC of a fake group against all real samples of the split")
+    bs = report.get("bootstrap") or {}
+    if bs.get("metrics"):
+        from macbdf.metrics.stats import Interval
+
+        L.append(f"95% CI ({bs['n_boot']} bootstrap resamplings of the clips within class, seed {bs['seed']}): "
+                 + "  ".join(f"{k.upper().replace('_THR', '@thr')} {Interval(**v).fmt()}"
+                             for k, v in bs["metrics"].items()))
+    elif bs.get("skipped"):
+        L.append(f"bootstrap: {bs['skipped']}")
     fr = report.get("frame", {})
     L.append("")
     L.append(f"frame AUC: audio {_f(fr.get('auc_audio'))}  video {_f(fr.get('auc_video'))}  "

@@ -60,8 +60,24 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main(["demo", "--out", str(out), "--quick"]) == 0
     text = capsys.readouterr().out
     assert "MACB-DF" in text and "audio-only" in text and "goal" in text
+    # the full model is never called plain "MACB-DF (OM-Pareto)": its row says it carries our extension
+    assert "MACB-DF (OM-Pareto)" not in text and "MACB-DF + sync ext." in text and "not part of the paper" in text
     rep = json.loads((out / "report.json").read_text())
-    assert set(rep["models"]) == {"macbdf", "audio_only", "video_only", "concat"}
+    assert set(rep["models"]) == {"macbdf", "macbdf_nosync", "audio_only", "video_only", "concat", "concat_nosync"}
+    # fair comparisons: concat carries the same extension as the full model, the "no sync" rows do not
+    tcs = {n: json.loads((out / "runs" / n / "config.json").read_text())["model"] for n in rep["models"]}
+    assert tcs["macbdf"]["sync_dim"] == tcs["concat"]["sync_dim"] == 8
+    assert tcs["macbdf_nosync"]["sync_dim"] == tcs["concat_nosync"]["sync_dim"] == 0
+    assert tcs["concat"]["fusion"] == "concat" and tcs["macbdf"]["fusion"] == "macb"
+    assert set(rep["comparisons"]) == {"fusion_with_sync", "fusion_without_sync", "sync_effect", "sync_effect_concat"}
+    for c in rep["comparisons"].values():
+        a, b = rep["models"][c["a"]]["auc"], rep["models"][c["b"]]["auc"]
+        if a is not None and b is not None:
+            assert c["diff"]["estimate"] == pytest.approx(a - b)
+            assert c["diff"]["low"] <= c["diff"]["estimate"] <= c["diff"]["high"]
+    ci = rep["models"]["macbdf"]["ci"]["auc"]
+    assert ci["estimate"] == pytest.approx(rep["models"]["macbdf"]["auc"]) and ci["n_boot"] == 1000
+    assert "test split is scored once" in rep["protocol"]
     for m in rep["models"].values():
         assert "auc" in m and "acc" in m and set(m["per_category"]) <= {"RVRA", "RVFA", "FVRA", "FVFA"}
         assert m["acc"] is not None and 0.0 <= m["acc"] <= 1.0
@@ -74,7 +90,7 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     # resumable: a second run skips every stage
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--quick"]) == 0
-    assert capsys.readouterr().err.count("done earlier, skipped") == 12
+    assert capsys.readouterr().err.count("done earlier, skipped") == 16
     # another training setting retrains (here one model) but keeps the data
     assert main(["demo", "--out", str(out), "--quick", "--steps", "5", "--models", "macbdf"]) == 0
     err = capsys.readouterr().err
@@ -99,3 +115,76 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     assert main(["demo", "--out", str(foreign), "--quick"]) == 2
+    assert main(["demo", "--out", str(foreign), "--quick", "--seeds", "0,1"]) == 2
+    assert main(["demo", "--out", str(tmp_path / "s"), "--quick", "--seeds", "1,x"]) == 2
+
+
+@pytest.mark.slow
+def test_demo_over_seeds_reports_t_and_bootstrap_intervals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
+
+    out = tmp_path / "seeds"
+    assert main(["demo", "--out", str(out), "--quick", "--seeds", "0,1", "--models", "macbdf,macbdf_nosync"]) == 0
+    text = capsys.readouterr().out
+    assert "over seeds 0, 1" in text and "MACB-DF + sync ext." in text
+    rep = json.loads((out / "report.json").read_text())
+    per = {s: json.loads((out / f"seed_{s}" / "report.json").read_text()) for s in (0, 1)}
+    assert per[0]["settings"]["seed"] == 0 and per[1]["settings"]["seed"] == 1
+    aucs = [per[s]["models"]["macbdf"]["auc"] for s in (0, 1)]
+    m = rep["models"]["macbdf"]["auc"]
+    iv = t_interval(aucs)
+    assert m["t"]["estimate"] == pytest.approx(iv.estimate) and m["t"]["high"] == pytest.approx(iv.high)
+    ev = {s: json.loads((out / f"seed_{s}" / "stages" / "eval_macbdf.json").read_text())["scores"] for s in (0, 1)}
+    boot = bootstrap_mean_ci([(ev[s]["label"], ev[s]["p"]) for s in (0, 1)], "auc", n_boot=1000, seed=0)
+    assert m["bootstrap"]["low"] == pytest.approx(boot.low) and m["bootstrap"]["sets"] == 2
+    c = rep["comparisons"]["sync_effect"]
+    assert c["per_seed_diff"] == pytest.approx([per[s]["models"]["macbdf"]["auc"] - per[s]["models"]["macbdf_nosync"]["auc"]
+                                                for s in (0, 1)])
+
+
+def test_ablate_over_seeds_gives_intervals_effects_and_band_plots(tiny_cache: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from macbdf.metrics import roc_auc
+    from macbdf.metrics.stats import bootstrap_mean_ci, t_interval
+
+    out = tmp_path / "abl"
+    argv = ["ablate", "--data", str(tiny_cache), "--out", str(out), "--cells",
+            "full,pareto_off,depth_0,depth_2,concat,wo_sync,concat_nosync",
+            "--model", "tiny", "--steps", "3", "--batch-size", "8", "--seeds", "0,1", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seeds"] == [0, 1]
+    md = (out / "ablation_seeds.md").read_text()
+    assert "| pareto_off |" in md and "t-intervals" in md
+    # every figure against a direct computation from the per-seed eval.json files
+    evals = {s: {c: json.loads((out / f"seed_{s}" / "cells" / c / "eval.json").read_text())
+                 for c in ("full", "pareto_off", "depth_0")} for s in (0, 1)}
+    for c in ("full", "pareto_off", "depth_0"):
+        aucs = [evals[s][c]["overall"]["auc"] for s in (0, 1)]
+        cell = summary["cells"][c]
+        assert cell["per_seed"]["auc"] == pytest.approx(aucs)
+        iv = t_interval(aucs)
+        assert cell["auc"]["estimate"] == pytest.approx(iv.estimate) and cell["auc"]["low"] == pytest.approx(iv.low)
+        sets = [(evals[s][c]["scores"]["label"], evals[s][c]["scores"]["p"]) for s in (0, 1)]
+        assert roc_auc(*sets[0]) == pytest.approx(aucs[0])
+        boot = bootstrap_mean_ci(sets, "auc", n_boot=1000, seed=0)
+        assert cell["auc_bootstrap"]["low"] == pytest.approx(boot.low)
+    # depth_2 is the tiny model's own depth: it shares full's runs and figures
+    assert summary["cells"]["depth_2"]["per_seed"]["auc"] == summary["cells"]["full"]["per_seed"]["auc"]
+    eff = summary["effects"]["pareto_off"]
+    d = [evals[s]["pareto_off"]["overall"]["auc"] - evals[s]["full"]["overall"]["auc"] for s in (0, 1)]
+    assert eff["diff_t"]["estimate"] == pytest.approx(sum(d) / 2)
+    assert eff["separated"] is False or "separate" in eff["claim"]
+    assert (out / "pareto_curves_bands.png").stat().st_size > 0 and (out / "depth_sweep_ci.png").stat().st_size > 0
+    # the paired comparisons; tiny has no sync, so wo_sync is full and concat_nosync is concat (shared runs)
+    comp = summary["comparisons"]
+    assert set(comp) == {"fusion_with_sync", "fusion_without_sync", "sync_effect"}
+    assert comp["sync_effect"]["diff_t"]["estimate"] == 0.0 and comp["sync_effect"]["separated"] is False
+    full_auc = summary["cells"]["full"]["per_seed"]["auc"]
+    concat_auc = summary["cells"]["concat"]["per_seed"]["auc"]
+    want = t_interval(full_auc, ref=concat_auc)
+    assert comp["fusion_with_sync"]["diff_t"]["estimate"] == pytest.approx(want.estimate)
+    assert comp["fusion_without_sync"]["diff_t"]["estimate"] == pytest.approx(want.estimate)
+    assert "Paired comparisons" in md
+    assert main(["ablate", "--data", str(tiny_cache), "--out", str(out), "--seeds", "0,0"]) == 2
+    assert "distinct" in capsys.readouterr().err

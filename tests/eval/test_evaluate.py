@@ -114,6 +114,24 @@ def test_evaluate_cli_on_trained_tiny_checkpoint(tiny_cache: Path, tmp_path: Pat
     rep2 = json.loads(out2.read_text())
     assert rep2["cross_dataset"] is True and rep2["threshold"]["source"] == "checkpoint"
     assert rep2["overall"]["n"] == 8
+    # --bootstrap: seeded 95% intervals whose estimates are the report's own figures
+    out3 = tmp_path / "boot.json"
+    argv = ["evaluate", "--checkpoint", str(run), "--data", str(tiny_cache), "--json", str(out3), "--quiet",
+            "--bootstrap", "300", "--bootstrap-seed", "4"]
+    assert main(argv) == 0
+    rep3 = json.loads(out3.read_text())
+    b = rep3["bootstrap"]
+    assert b["n_boot"] == 300 and b["seed"] == 4
+    o3 = rep3["overall"]
+    for k, key in (("auc", "auc"), ("ap", "ap"), ("acc", "acc"), ("acc_thr", "acc_thr")):
+        iv = b["metrics"][k]
+        assert iv["estimate"] == pytest.approx(o3[key]) and iv["low"] <= iv["estimate"] <= iv["high"]
+    from macbdf.metrics.stats import bootstrap_ci
+
+    rep4 = evaluate(run, tiny_cache, split="test", progress=False, keep_scores=True, bootstrap=300, bootstrap_seed=4)
+    direct = bootstrap_ci(rep4["scores"]["label"], rep4["scores"]["p"], "auc", n_boot=300, seed=4)
+    assert b["metrics"]["auc"]["low"] == pytest.approx(direct.low) and b["metrics"]["auc"]["high"] == pytest.approx(direct.high)
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(tiny_cache), "--bootstrap", "-1"]) == 2
 
 
 def test_evaluate_cli_errors(tiny_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture, cache_factory,

@@ -128,12 +128,12 @@ def test_model_with_sync_trains_every_parameter_and_reports_the_loss():
     assert [n for n, p in m.named_parameters() if p.grad is None] == []
 
 
-@pytest.mark.parametrize("override", [{"fusion": "concat"}, {"modality": "audio"}, {"modality": "video"}, {}])
-def test_baselines_and_the_paper_configs_have_no_sync(override):
-    m = create_model("tiny", **override) if override.get("fusion") or override.get("modality") else create_model("base")
-    if override:
-        m = create_model("tiny", sync_dim=8, **override)
+@pytest.mark.parametrize("override", [{"modality": "audio"}, {"modality": "video"}, {}])
+def test_unimodal_baselines_and_the_paper_configs_have_no_sync(override):
+    """Sync compares the two tracks: a single-modality model has nothing to compare, so sync_dim is inert."""
+    m = create_model("tiny", sync_dim=8, **override) if override else create_model("base")
     assert m.sync_embed is None and not any(n.startswith("sync_") for n, _ in m.named_parameters())
+    assert not m.config.sync_active
     if override:
         out = m(m.dummy_batch(batch_size=2))
         assert "sync_sim" not in out
@@ -197,3 +197,40 @@ def test_mouth_region_reads_only_the_lower_middle_of_the_crop() -> None:
 
     with pytest.raises(ValueError, match="sync_region"):
         create_model("tiny", sync_region="lips")
+
+
+def test_concat_baseline_gets_the_sync_extension_like_the_full_model():
+    """A fair fusion comparison: concat + sync has the same sync modules, features and loss as MACB + sync."""
+    m = create_model("tiny", sync_dim=8, fusion="concat")
+    assert m.config.sync_active and m.rfmf is None and m.sync_embed is not None
+    crit = MACBCriterion(m.config)
+    batch = m.dummy_batch(batch_size=4)
+    out = m(batch)
+    losses = crit(out, batch)
+    assert "sync" in losses and float(losses["sync"]) > 0
+    torch.testing.assert_close(crit.total(losses), crit.total({k: v for k, v in losses.items() if k != "sync"})
+                               + m.config.lambda_sync * losses["sync"])
+    # the window statistics enter the fused embedding: emb_fused = concat_proj(...) + sync_embed(features)
+    m.eval()
+    out = m(batch)
+    share = m.sync_embed(out["sync_features"])
+    m.sync_embed.weight.data.zero_()
+    m.sync_embed.bias.data.zero_()
+    out0 = m(batch)
+    torch.testing.assert_close(out["emb_fused"] - out0["emb_fused"], share)
+    crit.total(crit(m.train()(batch), batch)).backward()
+    assert [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None
+            and n.startswith(("sync_", "concat_proj"))] == []
+
+
+def test_old_concat_configs_load_without_sync_weights():
+    """Configs saved before schema 2 had no sync modules in concat models (whatever sync_dim said)."""
+    from macbdf.models.config import ModelConfig
+
+    cfg = create_model("tiny", sync_dim=8, fusion="concat").config
+    d = cfg.to_dict()
+    assert ModelConfig.from_dict(d).sync_dim == 8
+    old = {k: v for k, v in d.items() if k != "schema"}
+    assert ModelConfig.from_dict(old).sync_dim == 0
+    old_macb = {k: v for k, v in create_model("tiny", sync_dim=8).config.to_dict().items() if k != "schema"}
+    assert ModelConfig.from_dict(old_macb).sync_dim == 8

@@ -24,6 +24,7 @@ Examples:
   macbdf ablate --data cache/synth --out runs/ablation --grid quick --steps 300
   macbdf ablate --data cache/synth --out runs/ablation --grid paper --model small --epochs 10
   macbdf ablate --data cache/synth --out runs/ablation --cells full,pareto_off --steps 200
+  macbdf ablate --data cache/synth --out runs/abl3 --cells full,wo_LC,pareto_off --steps 120 --seeds 0,1,2
 """
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="training epochs per cell (instead of --steps)")
     parser.add_argument("--batch-size", type=int, help="training batch size (trainer default if omitted)")
     parser.add_argument("--seed", type=int, default=0, help="seed shared by every cell (default 0)")
+    parser.add_argument("--seeds", metavar="A,B,...",
+                        help="run the grid once per training seed (OUT/seed_<k>) and add OUT/ablation_seeds.md/.json: "
+                             "per cell the mean test AUC with a 95%% t-interval over seeds and a pooled clip-bootstrap "
+                             "interval, the paired difference to `full`, and an effect claimed only where the "
+                             "t-intervals separate; curves with bands (pareto_curves_bands.png) and the depth sweep "
+                             "with error bars (depth_sweep_ci.png). Overrides --seed")
     parser.add_argument("--balancer", default="ompareto", choices=["ompareto", "sum"],
                         help="gradient balancer of every cell except pareto_off (default ompareto)")
     parser.add_argument("--lr", type=float, help="peak learning rate of every cell (trainer default if omitted)")
@@ -57,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from macbdf_train.ablate import CELLS, GRIDS, AblationError, run_grid
+    from macbdf_train.ablate import CELLS, GRIDS, AblationError, run_grid, run_grid_seeds
     from macbdf_train.evaluate import EvaluationError
 
     if args.list:
@@ -72,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
         print("error: --steps/--epochs must be >= 1", file=sys.stderr)
         return 2
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            seeds = []
+        if not seeds or len(set(seeds)) != len(seeds):
+            print(f"error: --seeds takes distinct integers like 0,1,2; got {args.seeds!r}", file=sys.stderr)
+            return 2
     extra: dict = {k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None}
     if args.lr_scales:
         from macbdf.commands.train import parse_lr_scales
@@ -81,11 +97,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    common = dict(grid=args.grid, cells=cells, model=args.model, steps=args.steps, epochs=args.epochs,
+                  batch_size=args.batch_size, balancer=args.balancer, device=args.device, progress=not args.json,
+                  checkpoint=args.checkpoint, extra_train=extra)
     try:
-        table = run_grid(args.data, args.out, grid=args.grid, cells=cells, model=args.model, steps=args.steps,
-                         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, balancer=args.balancer,
-                         device=args.device, progress=not args.json, checkpoint=args.checkpoint,
-                         extra_train=extra)
+        if seeds:
+            table = run_grid_seeds(args.data, args.out, seeds, **common)
+        else:
+            table = run_grid(args.data, args.out, seed=args.seed, **common)
     except (AblationError, EvaluationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -95,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(jsonable({k: v for k, v in table.items() if k != "markdown"}), indent=2))
     else:
         print(table["markdown"])
+    if seeds:
+        failed = [(c, v["per_seed"]["auc"]) for c, v in table["cells"].items() if any(x is None for x in v["per_seed"]["auc"])]
+        for c, _ in failed:
+            print(f"cell {c}: failed or undefined in some seed (see OUT/seed_<k>/ablation.md)", file=sys.stderr)
+        return 1 if failed else 0
     failed = [r for r in table["rows"] if str(r.get("status", "")).startswith("failed")]
     for r in failed:
         print(f"cell {r['cell']}: {r['status']}", file=sys.stderr)

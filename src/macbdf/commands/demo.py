@@ -7,16 +7,21 @@ run on a shared machine; see benchmarks/RESULTS.md `## demo`):
                 (procedural talking heads and speech, RVRA/RVFA/FVRA/FVFA, identity-
                 disjoint train/val/test)
   2. prepare    decode, face tracking, log-mel -> DIR/cache
-  3. train      MACB-DF `small` with OM-Pareto, and the audio-only, video-only and
-                concatenation baselines with the same data, seed and steps -> DIR/runs/
+  3. train      MACB-DF `small` with OM-Pareto with and without our synchrony extension
+                (models/sync.py, not in the paper), the concatenation baseline with and
+                without it, and the audio-only and video-only baselines (sync needs both
+                modalities: n/a there), same data, seed and steps -> DIR/runs/
   4. evaluate   every model on the identity-disjoint test split (threshold tuned on val)
   5. detect     the trained detector on held-out test clips, straight from their MP4
   6. report     the full model's ACC/AUC beside the baselines, per category, in the
                 terminal and in DIR/report.json; ROC / training-curve / latent-space /
                 timeline plots in DIR; the checkpoint in DIR/checkpoint
 
-The goal is a full-model test AUC >= 0.95 and above every baseline; the report says
-whether it was met. Every stage is resumable: run the same command again after an
+The report gives every test AUC with a 95% bootstrap interval over the test clips, and the
+paired comparisons: the paper's components (full vs concat, both with sync and both
+without) and the sync extension's own effect. The goal is a full-model test AUC >= 0.95
+and above every baseline; the report says whether it was met. The test split is scored
+once per model per run; the threshold is tuned on val. Every stage is resumable: run the same command again after an
 interruption and finished stages are skipped.
 
 With --preset real the job is the real-footage recipe instead (src/macbdf_train/real_recipe.py):
@@ -31,12 +36,16 @@ Examples:
   macbdf demo --preset real --real-root ../shared/realcorpus --out demo_real
   macbdf detect --checkpoint demo_out/checkpoint some_clip.mp4
   macbdf demo --out /tmp/smoke --quick          # a tiny end-to-end smoke run (~1 minute)
+  macbdf demo --out demo_seeds --seeds 0,1,2    # three seeds, means with 95% intervals
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+# the demo's model names (kept here so that --help does not import torch)
+MODEL_NAMES = ("macbdf", "macbdf_nosync", "audio_only", "video_only", "concat", "concat_nosync")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="training batch size (default 16; quick 4)")
     parser.add_argument("--model", help="model config of the full model and the baselines (default small; quick tiny)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
+    parser.add_argument("--seeds", metavar="A,B,...",
+                        help="run the whole demo once per seed (data + training seed) in OUT/seed_<k> and report, "
+                             "for every AUC, the mean with a 95%% t-interval over seeds and a pooled clip-bootstrap "
+                             "interval; paired comparisons likewise (OUT/report.json). Overrides --seed")
     parser.add_argument("--workers", type=int, help="worker processes for synth and prepare (default 2)")
     parser.add_argument("--parallel", type=int,
                         help="models trained at the same time, one process each, CPUs split between them "
@@ -55,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights to evaluate and ship: the end of training (default) or the best validation AUC")
     parser.add_argument("--device", default="cpu", help="torch device for training/evaluation (default cpu; `auto` picks cuda)")
     parser.add_argument("--models", metavar="A,B,...",
-                        help="subset of macbdf,audio_only,video_only,concat (default all four)")
+                        help="subset of " + ",".join(MODEL_NAMES) + " (default all six)")
     parser.add_argument("--json", action="store_true", help="print report.json instead of the text report")
     parser.add_argument("--preset", choices=("synthetic", "real"), default="synthetic",
                         help="synthetic (default): the self-contained synthetic demo; real: the real-footage recipe")
@@ -95,7 +108,8 @@ def run_real(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.preset == "real":
         return run_real(args)
-    from macbdf_train.demo import MODELS, DemoConfig, DemoError, format_demo_report, run_demo
+    from macbdf_train.demo import (MODELS, DemoConfig, DemoError, format_demo_report, format_seeds_report, run_demo,
+                                   run_demo_seeds)
 
     kw = {k: v for k, v in (("num_clips", args.num_clips), ("steps", args.steps), ("batch_size", args.batch_size),
                              ("model", args.model), ("workers", args.workers), ("parallel", args.parallel))
@@ -112,14 +126,23 @@ def run(args: argparse.Namespace) -> int:
             return 2
         kw["models"] = models
     kw.update(seed=args.seed, device=args.device, checkpoint=args.checkpoint, progress=not args.json)
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            seeds = []
+        if not seeds or len(set(seeds)) != len(seeds):
+            print(f"error: --seeds takes distinct integers like 0,1,2; got {args.seeds!r}", file=sys.stderr)
+            return 2
     cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig(out=args.out, **kw)
     try:
-        report = run_demo(cfg)
+        report = run_demo_seeds(cfg, seeds) if seeds else run_demo(cfg)
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(format_demo_report(report))
+        print(format_seeds_report(report) if seeds else format_demo_report(report))
     return 0

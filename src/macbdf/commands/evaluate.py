@@ -28,6 +28,7 @@ normally with --split all --threshold-from checkpoint; the report flags it.
 Examples:
   macbdf evaluate --checkpoint runs/a --data cache/synth --json runs/a/eval.json
   macbdf evaluate --checkpoint runs/a --data cache/synth --plots runs/a/plots
+  macbdf evaluate --checkpoint runs/a --data cache/synth --bootstrap 1000   # with 95% CIs
   macbdf evaluate --checkpoint runs/dfdc --data cache/fakeavceleb --split all \\
       --threshold-from checkpoint --json cross.json
   macbdf evaluate --submission loc.json --metadata test_metadata.json --format av1m-loc --json loc_eval.json
@@ -59,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregation", default="mean", choices=["mean", "max"],
                         help="clip probability from its windows: frame-weighted mean (default) or the most "
                              "suspicious window (catches short fake segments; same as `detect --aggregation`)")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="add 95%% confidence intervals of AUC, AP, ACC@0.5 and ACC@thr from N percentile-bootstrap "
+                             "resamplings of the clips (within class; e.g. 1000). Default 0 = none")
+    parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (JSON only)")
@@ -116,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be >= 1", file=sys.stderr)
         return 2
+    if args.bootstrap < 0:
+        print("error: --bootstrap must be >= 0", file=sys.stderr)
+        return 2
     thr = args.threshold_from
     if thr not in ("val", "checkpoint"):
         try:
@@ -128,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.data, split=args.split, threshold_from=thr, plots_dir=args.plots,
             batch_size=args.batch_size, device=args.device, progress=not args.quiet,
             localization_protocol=args.loc_protocol, aggregation=args.aggregation,
+            bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed,
         )
     except EvaluationError as e:
         print(f"error: {e}", file=sys.stderr)

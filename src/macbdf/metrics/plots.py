@@ -281,3 +281,98 @@ def plot_sweep(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _step_series(records: Sequence[Mapping[str, Any]], key: str) -> dict[int, float]:
+    """{step: value} of ``key`` (the last record per step wins; epoch summaries are skipped)."""
+    out: dict[int, float] = {}
+    for r in records:
+        if r.get("kind") == "epoch" or key not in r or r.get("step") is None:
+            continue
+        try:
+            v = float(r[key])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out[int(r["step"])] = v
+    return out
+
+
+def mean_band(series: Sequence[Mapping[int, float]], confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray, np.ndarray]:
+    """(steps, mean, low, high) over runs at the steps every run logged; the band is the t-interval
+    of the mean (equal to the mean when there is a single run).
+
+    Example:
+        >>> x, m, lo, hi = mean_band([{10: 1.0, 20: 0.5}, {10: 3.0, 20: 0.5, 30: 0.1}])
+        >>> x.tolist(), m.tolist(), float(hi[1] - lo[1])
+        ([10, 20], [2.0, 0.5], 0.0)
+    """
+    from macbdf.metrics.stats import t_interval
+
+    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    mean, lo, hi = [], [], []
+    for st in steps:
+        vals = [s[st] for s in series]
+        iv = t_interval(vals, confidence)
+        mean.append(iv.estimate)
+        lo.append(iv.low if len(vals) > 1 else iv.estimate)
+        hi.append(iv.high if len(vals) > 1 else iv.estimate)
+    return np.asarray(steps, dtype=np.int64), np.asarray(mean), np.asarray(lo), np.asarray(hi)
+
+
+def plot_curves_with_bands(
+    runs: Mapping[str, Sequence[Sequence[Mapping[str, Any]]]],
+    path: str | os.PathLike,
+    keys: Sequence[str] = ("train/loss", "val/auc"),
+    title: str = "training curves over seeds",
+) -> Path:
+    """Fig. 6-7 with uncertainty: one panel per key, per label the mean over its runs (seeds) against
+    the step and a shaded 95 % t band. ``runs`` maps a label to a list of metrics.jsonl record lists."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
+    axes = np.atleast_1d(axes)
+    for ax, key in zip(axes, keys):
+        for label, rec_lists in runs.items():
+            x, m, lo, hi = mean_band([_step_series(r, key) for r in rec_lists])
+            if x.size == 0:
+                continue
+            line = ax.plot(x, m, marker="o" if x.size < 30 else None, ms=3, label=f"{label} (n={len(rec_lists)})")[0]
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        if "auc" in key or "acc" in key:
+            ax.set_ylim(0.0, 1.02)   # a t band of few seeds can pass 1; the metric cannot
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_sweep_ci(
+    xs: Sequence[float],
+    series: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | os.PathLike,
+    xlabel: str = "setting",
+    title: str = "sweep",
+) -> Path:
+    """Fig. 5 with uncertainty: per series, interval dicts (``estimate``, ``low``, ``high``; fractions,
+    drawn in %) against the swept setting, as points with error bars."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, ivs in series.items():
+        est = np.array([100.0 * float(d["estimate"]) for d in ivs])
+        lo = np.array([100.0 * float(d["low"]) if d.get("low") is not None and math.isfinite(d["low"]) else np.nan
+                       for d in ivs])
+        hi = np.array([100.0 * float(d["high"]) if d.get("high") is not None and math.isfinite(d["high"]) else np.nan
+                       for d in ivs])
+        err = np.vstack([np.nan_to_num(est - lo), np.nan_to_num(hi - est)])
+        ax.errorbar(list(xs), est, yerr=err, marker="o", capsize=4, label=name)
+    ax.set_xticks(list(xs))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -121,6 +121,11 @@ class ModelConfig:
     pretrained_video: str | None = None
     pretrained_audio: str | None = None
 
+    # Config schema. 1 (configs saved without this key): the synchrony extension ran with the MACB
+    # fusion only, so a saved concat config with sync_dim > 0 had no sync weights; `from_dict` reads
+    # such a config with sync_dim = 0 so that old checkpoints still load. 2: sync with any AV fusion.
+    schema: int = 2
+
     def __post_init__(self) -> None:
         if isinstance(self.preprocess, dict):
             self.preprocess = PreprocessConfig.from_dict(self.preprocess)
@@ -145,8 +150,10 @@ class ModelConfig:
 
     @property
     def sync_active(self) -> bool:
-        """The synchrony extension runs with both streams and the MACB fusion only (not in the baselines)."""
-        return self.sync_dim > 0 and self.modality == "av" and self.fusion == "macb"
+        """The synchrony extension runs whenever both streams are there, with either fusion (MACB or the
+        concat baseline, so that comparisons are fair). It needs both modalities: a unimodal baseline
+        has no audio-visual pair to compare, so the setting is inert there."""
+        return self.sync_dim > 0 and self.modality == "av"
 
     @property
     def fusion_weights_active(self) -> bool:
@@ -258,6 +265,8 @@ class ModelConfig:
         """Build from `to_dict()` output; unknown keys (from newer versions) are ignored."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
+        if "schema" not in d and kw.get("fusion") == "concat":
+            kw["sync_dim"] = 0   # schema 1: a concat model had no sync weights whatever sync_dim said
         if isinstance(kw.get("preprocess"), dict):
             kw["preprocess"] = PreprocessConfig.from_dict(kw["preprocess"])
         return cls(**kw)
