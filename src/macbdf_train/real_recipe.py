@@ -153,13 +153,15 @@ def _stage_forge(cfg: RealRecipeConfig, reals: list[CorpusClip], split: dict[str
     man = out / "forge_sources.csv"
     cols = ["file", "label", "identity", "has_audio", "audio_content"]
     lines = [",".join(cols)]
+    root = Path(cfg.real_root).resolve()
     for c in reals:
-        lines.append(",".join([_csv(str(c.path)), "real", _csv(c.identity), str(c.has_audio),
+        # relative to the corpus root: forge's clip ids then do not depend on where the corpus lies
+        lines.append(",".join([_csv(Path(os.path.relpath(c.path, root)).as_posix()), "real", _csv(c.identity), str(c.has_audio),
                                "speech" if c.speech else ("silent" if c.has_audio else "none")]))
     atomic_write_text(man, "\n".join(lines) + "\n")
     split_file = out / "identity_split.json"
     atomic_write_text(split_file, json.dumps(split, indent=1, sort_keys=True) + "\n")
-    argv = ["forge", "--root", str(Path(cfg.real_root).resolve()), "--manifest", str(man), "--out", str(forged),
+    argv = ["forge", "--root", str(root), "--manifest", str(man), "--out", str(forged),
             "--layout", "lavdf", "--split-file", str(split_file), "--seed", str(cfg.seed),
             "--segment-s", str(cfg.segment_s), "--fakes-per-segment", str(cfg.fakes_per_segment),
             "--silent-fraction", str(cfg.silent_fraction), "--workers", str(cfg.workers), *cfg.forge_args]
