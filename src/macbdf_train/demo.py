@@ -243,6 +243,7 @@ def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]
     """
     from macbdf.data.adapters import load_dataset
     from macbdf.data.manifest import write_manifest
+    from macbdf.forge.plan import merge_periods
 
     info_path = synth_dir / "synth_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
@@ -263,7 +264,7 @@ def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]
         vp = [list(map(float, q)) for q in c.get("video_periods") or []] if r.video_label else []
         ap = [list(map(float, q)) for q in c.get("audio_periods") or []] if r.audio_label else []
         r.video_fake_periods, r.audio_fake_periods = vp, ap
-        r.fake_periods = _union(vp + ap)
+        r.fake_periods = merge_periods(vp + ap)
         r.identity = c.get("identity_name", r.identity)
         r.extra["cross_modal_only"] = bool(c.get("cross_modal_only", False))
     if clips and matched < len(recs):
@@ -276,14 +277,6 @@ def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]
     return {"records": len(recs), "split_source": "synth_info.json" if matched else "adapter (identity-disjoint)"}
 
 
-def _union(periods: list[list[float]]) -> list[list[float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(periods):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return out
 
 
 def _stage_prepare(cfg: DemoConfig, synth_dir: Path, cache_dir: Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 from macbdf import __version__
 from macbdf.forge.plan import FAMILIES, ClipPlan, make_plan
 from macbdf.forge.render import render_group
+from macbdf.synth.layouts import check_output_dir
 from macbdf.forge.sources import (ForgeInputError, assign_splits, cache_key, extract_source, list_sources,
                                   read_split_file, select_identities)
 from macbdf.forge.writer import (GENERATOR, INFO_NAME, LAYOUTS, clip_file, forge_info, write_failures, write_info,
@@ -106,25 +107,7 @@ def _pool_map(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int,
 
 
 def _check_out_dir(out: Path, settings: dict[str, Any]) -> None:
-    if out.exists() and not out.is_dir():
-        raise ForgeError(f"{out} exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
-        return
-    info_path = out / INFO_NAME
-    if not info_path.is_file():
-        raise ForgeError(f"{out} is not empty and is not a macbdf forge output; refusing to write into it "
-                         "(choose a new or empty folder)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ForgeError(f"{info_path}: unreadable ({e}); refusing to write into {out}") from None
-    if not isinstance(info, dict) or info.get("generator") != GENERATOR:
-        raise ForgeError(f"{info_path} was not written by {GENERATOR}; refusing to write into {out}")
-    old = info.get("settings", {})
-    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-    if diff:
-        raise ForgeError(f"{out} holds a forge output made with other settings (differs in: {', '.join(diff)}); "
-                         "rerun with the same settings to resume, or choose an empty folder")
+    check_output_dir(out, INFO_NAME, GENERATOR, settings, ForgeError, "forge")
 
 
 def _parse_list(v: Iterable[str] | str | None) -> list[str] | None:

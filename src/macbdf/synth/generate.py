@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from macbdf import __version__
-from macbdf.synth.layouts import WRITERS, atomic_write_text
+from macbdf.synth.layouts import WRITERS, atomic_write_text, check_output_dir
 from macbdf.synth.plan import AUDIO_FAMILIES, VIDEO_FAMILIES, ClipSpec, Plan, PlanError, make_plan
 
 INFO_NAME = "synth_info.json"
@@ -58,25 +58,7 @@ class SynthReport:
 
 
 def _check_out_dir(out: Path, plan: Plan) -> None:
-    if out.exists() and not out.is_dir():
-        raise SynthError(f"{out} exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
-        return
-    info_path = out / INFO_NAME
-    if not info_path.is_file():
-        raise SynthError(f"{out} is not empty and is not a macbdf synth output; refusing to write into it "
-                         "(choose a new or empty folder)")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise SynthError(f"{info_path}: unreadable ({e}); refusing to write into {out}") from None
-    if not isinstance(info, dict) or info.get("generator") != GENERATOR:
-        raise SynthError(f"{info_path} was not written by {GENERATOR}; refusing to write into {out}")
-    old = info.get("settings", {})
-    diff = sorted(k for k in set(old) | set(plan.settings) if old.get(k) != plan.settings.get(k))
-    if diff:
-        raise SynthError(f"{out} holds a synth output made with other settings (differs in: {', '.join(diff)}); "
-                         "rerun with the same settings to resume, or choose an empty folder")
+    check_output_dir(out, INFO_NAME, GENERATOR, plan.settings, SynthError, "synth")
 
 
 def _info(plan: Plan, done: list[ClipSpec], complete: bool, failed: list[dict[str, str]]) -> dict[str, Any]:

@@ -45,6 +45,31 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def check_output_dir(out: Path, info_name: str, generator: str, settings: dict[str, Any], error: type[Exception],
+                     tool: str) -> None:
+    """Refuse to write into a folder that is neither empty nor ``tool``'s own output with the same
+    ``settings`` (a resumable run); nothing a user made is overwritten."""
+    if out.exists() and not out.is_dir():
+        raise error(f"{out} exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    info_path = out / info_name
+    if not info_path.is_file():
+        raise error(f"{out} is not empty and is not a macbdf {tool} output; refusing to write into it "
+                    "(choose a new or empty folder)")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise error(f"{info_path}: unreadable ({e}); refusing to write into {out}") from None
+    if not isinstance(info, dict) or info.get("generator") != generator:
+        raise error(f"{info_path} was not written by {generator}; refusing to write into {out}")
+    old = info.get("settings", {})
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if diff:
+        raise error(f"{out} holds a {tool} output made with other settings (differs in: {', '.join(diff)}); "
+                    "rerun with the same settings to resume, or choose an empty folder")
+
+
 def fakeavceleb_row(spec: ClipSpec, seed: int) -> list[str]:
     ident = make_identity(seed, spec.identity)
     letter, folder = FAKEAVCELEB_TYPES[spec.category]
