@@ -63,6 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the cells and exit")
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2]; None when not given; ValueError (one line) otherwise.
+
+    Example:
+        >>> parse_seeds("0, 1,2"), parse_seeds(None)
+        ([0, 1, 2], None)
+    """
+    if text is None:
+        return None
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds takes distinct integers like 0,1,2; got {text!r}")
+    return seeds
+
+
 def run(args: argparse.Namespace) -> int:
     from macbdf_train.ablate import CELLS, GRIDS, AblationError, run_grid, run_grid_seeds
     from macbdf_train.evaluate import EvaluationError
@@ -79,15 +97,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: --steps/--epochs must be >= 1", file=sys.stderr)
         return 2
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
-    seeds = None
-    if args.seeds is not None:
-        try:
-            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-        except ValueError:
-            seeds = []
-        if not seeds or len(set(seeds)) != len(seeds):
-            print(f"error: --seeds takes distinct integers like 0,1,2; got {args.seeds!r}", file=sys.stderr)
-            return 2
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     extra: dict = {k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None}
     if args.lr_scales:
         from macbdf.commands.train import parse_lr_scales

@@ -106,6 +106,8 @@ def run_real(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from macbdf.commands.ablate import parse_seeds
+
     if args.preset == "real":
         return run_real(args)
     from macbdf_train.demo import (MODELS, DemoConfig, DemoError, format_demo_report, format_seeds_report, run_demo,
@@ -126,15 +128,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         kw["models"] = models
     kw.update(seed=args.seed, device=args.device, checkpoint=args.checkpoint, progress=not args.json)
-    seeds = None
-    if args.seeds is not None:
-        try:
-            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
-        except ValueError:
-            seeds = []
-        if not seeds or len(set(seeds)) != len(seeds):
-            print(f"error: --seeds takes distinct integers like 0,1,2; got {args.seeds!r}", file=sys.stderr)
-            return 2
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig(out=args.out, **kw)
     try:
         report = run_demo_seeds(cfg, seeds) if seeds else run_demo(cfg)
