@@ -61,6 +61,9 @@ class RealRecipeConfig:
     warmup: float = 0.15
     lr_scales: dict[str, float] = field(default_factory=lambda: {"video_encoder": 0.33})
     checkpoint: str = "final"
+    # one real copy per 3 fakes: a class-balanced epoch keeps the fused head's prior at 1:1, so an
+    # unseen speaker's uncertain clip is not pushed to "fake" by the 3:1 prior
+    balance: str = "label"
     split_ratios: tuple[float, float, float] = (0.6, 0.15, 0.25)
     segment_s: float = 4.0
     fakes_per_segment: int = 3
@@ -198,7 +201,7 @@ def _stage_train(cfg: RealRecipeConfig, cache: Path, run_dir: Path) -> dict[str,
     over = _overrides_for(cfg)
     summary = train_run(cache, run_dir, cfg.model, over, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                         warmup=cfg.warmup, lr_scales=scales_for(cfg.lr_scales, over), seed=cfg.seed,
-                        balancer="ompareto", device=cfg.device, progress=cfg.progress)
+                        balancer="ompareto", balance=cfg.balance, device=cfg.device, progress=cfg.progress)
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
 

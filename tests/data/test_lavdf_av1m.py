@@ -190,3 +190,18 @@ def test_lavdf_optional_identity_method_and_per_modality_periods(tmp_path, touch
     bad = dict(real, file="train/000013.mp4", audio_fake_periods=[[0.1, 0.2]])
     with pytest.raises(ManifestError, match="audio_fake_periods on a record whose modify_audio is false"):
         load_dataset("lavdf", write_lavdf(tmp_path / "G", touch_file, [bad]))
+
+
+def test_lavdf_audio_recorded_marker(tmp_path, touch_file):
+    """`macbdf forge` marks fakes whose audio is an unedited recording (swap / offset)."""
+    swap = lavdf_record("train/000020.mp4", "train", False, True, [[0.0, 4.0]], "train/000021.mp4")
+    swap.update(audio_recorded=True)
+    voice = lavdf_record("train/000022.mp4", "train", False, True, [[0.0, 4.0]], "train/000021.mp4")
+    voice.update(audio_recorded=False)
+    real = lavdf_record("train/000021.mp4", "train", False, False, [])
+    recs = {r.video_id: r for r in load_dataset("lavdf", write_lavdf(tmp_path / "F", touch_file, [swap, voice, real]))}
+    assert recs["train/000020.mp4"].extra.get("audio_recorded") is True
+    assert "audio_recorded" not in recs["train/000022.mp4"].extra and "audio_recorded" not in recs["train/000021.mp4"].extra
+    bad = dict(real, file="train/000023.mp4", audio_recorded=True)
+    with pytest.raises(ManifestError, match="audio_recorded on a record whose modify_audio is false"):
+        load_dataset("lavdf", write_lavdf(tmp_path / "G", touch_file, [bad]))

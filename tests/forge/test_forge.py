@@ -97,6 +97,7 @@ def test_labels_periods_and_splits(forged, src_dir):
         assert m["split"] == {"train": "train", "val": "dev", "test": "test"}[c["split"]]
         assert m["visual_fake_periods"] == c["video_periods"] and m["audio_fake_periods"] == c["audio_periods"]
         assert m["identity"] == c["identity"] and m["method"] == c["method"]
+        assert m["audio_recorded"] == (c["audio_family"] in ("audio_swap", "audio_same_speaker", "av_offset"))
         assert (out / m["file"]).is_file()
 
 

@@ -155,3 +155,31 @@ def test_criterion_is_finite_with_unknown_labels():
     total = crit.total(losses)
     assert torch.isfinite(total)
     total.backward()
+
+
+def test_recorded_audio_fakes_are_left_out_of_the_audio_only_losses():
+    """A swapped / offset recording is fake only with its face: no unimodal audio target (nor L_aa key)."""
+    from macbdf.models.losses import audio_only_targets
+
+    m = create_model("tiny")
+    crit = MACBCriterion(m.config)
+    b = m.dummy_batch(4)
+    b["audio_label"] = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    b["label"] = torch.tensor([1.0, 1.0, 0.0, 1.0])
+    b["audio_recorded"] = torch.tensor([True, False, False, False])
+    out = m(b)
+    losses = crit(out, b)
+    sig = lambda t: torch.sigmoid(t.detach()).double().numpy()
+    keep = np.array([False, True, True, True])
+    want = np_bce(sig(out["audio_logit"])[keep], b["audio_label"].numpy()[keep])
+    assert float(losses["unimodal_audio"]) == pytest.approx(want, rel=1e-5)
+    mask = b["frame_mask"].numpy() & keep[:, None]
+    want_f = np_bce(sig(out["frame_logit_audio"])[mask], b["frame_label_audio"].numpy()[mask])
+    assert float(losses["frame_audio"]) == pytest.approx(want_f, rel=1e-5)
+    # the fused target keeps the sample fake
+    assert float(losses["multimodal"]) == pytest.approx(np_bce(sig(out["logit"]), b["label"].numpy()), rel=1e-5)
+    al, fla = audio_only_targets(b)
+    assert al.tolist() == [-1.0, 1.0, 0.0, 1.0] and bool((fla[0] == -1).all())
+    # without the key nothing changes
+    del b["audio_recorded"]
+    assert audio_only_targets(b)[0] is b["audio_label"]

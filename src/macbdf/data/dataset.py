@@ -15,6 +15,10 @@ Batch dict (docs/architecture.md)::
     method_id         int64   (B,)              0 = real; see CacheDataset.method_vocab (joint method)
     video_method_id, audio_method_id  int64 (B,)  the modality's own manipulation, 0 = that track is
                       real in the window (keys of L_vv / L_aa; see macbdf.data.methods)
+    audio_recorded    bool    (B,)              the fake audio is an unedited recording, fake only in its
+                      pairing with the face (``extra["audio_recorded"]``, set by `macbdf forge` for
+                      another speaker's / the same speaker's other words / an A/V offset): the
+                      audio-only losses leave it out (models/losses.py, `audio_only_targets`)
     (+ video_id: list[str], start_frame: int64 (B,), num_valid: int64 (B,))
 
 Training augmentation (``augment``, training only; every op keeps the labels true):
@@ -73,7 +77,7 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
 
 _TENSOR_KEYS = ("video", "audio", "frame_mask", "label", "video_label", "audio_label",
                 "frame_label_video", "frame_label_audio", "method_id", "video_method_id", "audio_method_id",
-                "start_frame", "num_valid")
+                "audio_recorded", "start_frame", "num_valid")
 
 
 def build_method_vocab(records: Sequence[SampleRecord]) -> dict[str, int]:
@@ -243,6 +247,7 @@ class CacheDataset(Dataset):
             "method_id": torch.tensor(self._method_id(rec, label), dtype=torch.int64),
             "video_method_id": torch.tensor(vmid, dtype=torch.int64),
             "audio_method_id": torch.tensor(amid, dtype=torch.int64),
+            "audio_recorded": torch.tensor(bool(rec.extra.get("audio_recorded")) and al == 1.0),
             "start_frame": torch.tensor(s, dtype=torch.int64), "num_valid": torch.tensor(t, dtype=torch.int64),
             "video_id": rec.video_id,
         }

@@ -31,6 +31,10 @@ from typing import Any
 import numpy as np
 
 AUDIO_FAMILIES = ("audio_swap", "audio_same_speaker", "av_offset", "audio_splice", "voice_change", "time_stretch")
+# Families whose audio track is an unedited recording of real speech, fake only in its pairing with
+# the face: no audio-only model can tell it from a real track, so it is marked (``audio_recorded``)
+# and the unimodal audio losses leave it out (models/losses.py).
+RECORDED_AUDIO_FAMILIES = ("audio_swap", "audio_same_speaker", "av_offset")
 TARGET_DBFS = -23.0        # loudness every written clip is normalised to (RMS of its active frames)
 PEAK_LIMIT = 0.98
 FRAME_PERIOD_MS = 5.0      # WORLD analysis hop

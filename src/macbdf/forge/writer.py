@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from macbdf.forge.audio_fakes import RECORDED_AUDIO_FAMILIES
 from macbdf.forge.plan import ClipPlan
 from macbdf.forge.sources import FPS, SAMPLE_RATE
 from macbdf.synth.layouts import atomic_write_text, write_fakeavceleb_rows, write_lavdf_records
@@ -65,6 +66,7 @@ def lavdf_record(c: ClipPlan, files: dict[str, str]) -> dict[str, Any]:
         "original": files.get(c.real_clip_id) if c.real_clip_id else None,
         "modify_video": c.video_family is not None,
         "modify_audio": c.audio_family is not None,
+        "audio_recorded": c.audio_family in RECORDED_AUDIO_FAMILIES,
         "split": LAVDF_SPLITS[c.split],
         "identity": c.identity,
         "method": c.method,

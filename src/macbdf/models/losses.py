@@ -41,6 +41,32 @@ def sample_bce(logit: Tensor, target: Tensor) -> Tensor:
     return (per * k).sum() / k.sum().clamp_min(1.0)
 
 
+def audio_only_targets(batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """(audio label (B,), audio frame labels (B, T)) as the audio-only losses see them.
+
+    A fake whose audio is an unedited recording (another speaker's speech, the same speaker's other
+    words, an A/V offset; ``batch["audio_recorded"]``) is fake only in its pairing with the face: no
+    function of the audio alone can separate it from a real track, so a unimodal audio target of 1
+    would only teach E_a that natural speech is "fake" with the family's prior, and every real
+    speaker's audio would score ~0.6. Those samples get -1 (unknown) here: the unimodal audio head,
+    the audio frame head and L_aa leave them out, while the fused head, the cross-modal terms and the
+    synchrony loss still see them as fake.
+
+    Example:
+        >>> import torch
+        >>> b = {"audio_label": torch.tensor([1., 1., 0.]), "frame_label_audio": torch.ones(3, 2),
+        ...      "audio_recorded": torch.tensor([True, False, False])}
+        >>> al, fla = audio_only_targets(b); al.tolist(), fla[:, 0].tolist()
+        ([-1.0, 1.0, 0.0], [-1.0, 1.0, 1.0])
+    """
+    al, fla = batch["audio_label"], batch["frame_label_audio"]
+    rec = batch.get("audio_recorded")
+    if rec is None:
+        return al, fla
+    rec = rec.to(al.device).bool()
+    return al.masked_fill(rec, -1.0), fla.masked_fill(rec[:, None], -1.0)
+
+
 def frame_bce(logit: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Eq. 20: BCE over the valid frames with known labels only (mask (B, T) bool); mean over them."""
     per = F.binary_cross_entropy_with_logits(logit.float(), target.float().clamp_min(0.0), reduction="none")
@@ -110,7 +136,7 @@ class MACBCriterion(nn.Module):
             mid = batch.get("method_id")
             vmid, amid = batch.get("video_method_id", mid), batch.get("audio_method_id", mid)
             terms["L_vv"] = supcon_loss(zv, contrast_keys(batch["video_label"], vmid), tau)
-            terms["L_aa"] = supcon_loss(za, contrast_keys(batch["audio_label"], amid), tau)
+            terms["L_aa"] = supcon_loss(za, contrast_keys(audio_only_targets(batch)[0], amid), tau)
         # Eq. 8 is the mean of the four terms; with a switch off, the mean of those that remain
         lc = torch.stack(list(terms.values())).mean()
         if self.training:
@@ -125,11 +151,12 @@ class MACBCriterion(nn.Module):
         zero = ref.new_zeros((), dtype=torch.float32)
         mask = batch["frame_mask"].bool()
         losses: dict[str, Tensor] = {"multimodal": sample_bce(out["logit"], batch["label"])}
+        targets = {"video": (batch["video_label"], batch["frame_label_video"]), "audio": audio_only_targets(batch)}
         for m in ("audio", "video"):
             used = cfg.uses_audio if m == "audio" else cfg.uses_video
-            losses[f"unimodal_{m}"] = sample_bce(out[f"{m}_logit"], batch[f"{m}_label"]) if used else zero
-            losses[f"frame_{m}"] = (frame_bce(out[f"frame_logit_{m}"], batch[f"frame_label_{m}"], mask)
-                                    if used else zero)
+            label, frame_label = targets[m]
+            losses[f"unimodal_{m}"] = sample_bce(out[f"{m}_logit"], label) if used else zero
+            losses[f"frame_{m}"] = frame_bce(out[f"frame_logit_{m}"], frame_label, mask) if used else zero
         if cfg.contrastive_active:
             lc, logs = self.contrastive(out, batch)
             losses["contrastive"] = lc

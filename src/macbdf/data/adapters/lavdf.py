@@ -13,7 +13,8 @@ Optional keys (written by ``macbdf forge``, absent from LAV-DF itself): ``identi
 used instead of the source video), ``method`` (the manipulation, instead of the modified
 modalities), and per-modality periods ``visual_fake_periods`` / ``audio_fake_periods`` (also
 spelled ``*_fake_segments`` as in AV-Deepfake1M), used instead of applying ``fake_periods`` to
-every modified modality.
+every modified modality; ``audio_recorded`` (the fake audio is an unedited recording, fake only in
+its pairing with the face: kept as ``extra["audio_recorded"]``, see ``data/dataset.py``).
 
 Example:
     >>> import tempfile, pathlib, json
@@ -125,6 +126,10 @@ def _record(obj: dict[str, Any], *, where: str, base: Path) -> SampleRecord:
     extra: dict[str, Any] = {}
     if original:
         extra["original"] = original
+    if obj.get("audio_recorded") is not None and parse_bool(obj["audio_recorded"], where=where, field="audio_recorded"):
+        if not al:
+            raise ManifestError(f"{where}: audio_recorded on a record whose modify_audio is false")
+        extra["audio_recorded"] = True
     for k in ("duration", "video_frames", "audio_frames", "audio_channels", "n_fakes"):
         v = number(obj.get(k), where=where, field=k)
         if v is not None:
