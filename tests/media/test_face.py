@@ -83,3 +83,79 @@ def test_close_up_clip_crops_the_whole_face(shared_media):
     # (true face ~0.32 of the frame side, x1.5 margin), not the inner box (~0.15).
     clip = prepare_file(shared_media / "real_retalking_face1.mp4", PreprocessConfig(), max_frames=60)
     assert clip.info["crop_frac"] > 0.38
+
+
+def test_speaking_face_takes_the_track_from_a_larger_silent_one():
+    """Two faces of comparable size: the one whose mouth moves wins, once, without flicker."""
+    rng = np.random.default_rng(0)
+    tr = FaceTracker(640, 480, detect_every=5, smooth_radius=0)
+    still = rng.normal(size=(12, 20)).astype(np.float32)
+    for k in range(0, 100, 5):
+        dets = np.array([_det(380, 100, 150)[0], _det(60, 120, 120)[0]])     # big silent, smaller speaker
+        talking = rng.normal(size=(12, 20)).astype(np.float32)             # a new mouth shape each key frame
+        tr.add(k, dets, [still + 0.05 * rng.normal(size=(12, 20)).astype(np.float32), talking])
+        if k == 5:
+            box, _ = tr.box(5)
+            assert (box[0] + box[2]) / 2 > 320                              # at first: the larger face
+    box, found = tr.box(95)
+    assert found and (box[0] + box[2]) / 2 < 320                            # then: the speaker
+    assert len(tr.switches) == 1 and tr.switches[0] <= 25
+
+
+def test_without_patches_or_with_one_face_nothing_changes():
+    tr = FaceTracker(640, 480, detect_every=5, smooth_radius=0)
+    rng = np.random.default_rng(1)
+    for k in range(0, 60, 5):
+        tr.add(k, _det(380, 100, 150), [rng.normal(size=(12, 20)).astype(np.float32)])
+    assert tr.switches == []
+    tr2 = FaceTracker(640, 480, detect_every=5, smooth_radius=0)
+    for k in range(0, 60, 5):
+        tr2.add(k, np.array([_det(380, 100, 150)[0], _det(60, 120, 120)[0]]))
+    box, _ = tr2.box(55)
+    assert (box[0] + box[2]) / 2 > 320 and tr2.switches == []
+
+
+def _split_screen(path, speaker_clip, still_clip, seconds=4.0):
+    """Left: a real person talking; right: a frozen frame of another, in grey and a bit larger."""
+    import av
+    import cv2
+
+    def frames(p, n):
+        with av.open(str(p)) as c:
+            out = []
+            for f in c.decode(video=0):
+                out.append(f.to_ndarray(format="rgb24"))
+                if len(out) >= n:
+                    break
+        return out
+
+    n = int(seconds * 25)
+    talk = frames(speaker_clip, n)
+    still = frames(still_clip, 1)[0]
+    h = 360
+    left = [cv2.resize(f, (int(f.shape[1] * h * 0.8 / f.shape[0]), int(h * 0.8))) for f in talk]
+    right = cv2.resize(still, (int(still.shape[1] * h / still.shape[0]), h))
+    right = np.repeat(cv2.cvtColor(right, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 1280, h, "yuv420p"
+        for f in left:
+            canvas = np.zeros((h, 1280, 3), np.uint8)
+            canvas[(h - f.shape[0]) // 2:(h - f.shape[0]) // 2 + f.shape[0], 40:40 + f.shape[1]] = f[:, : 600]
+            canvas[:, 1280 - min(600, right.shape[1]):] = right[:, : 600]
+            for p in s.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.media
+def test_split_screen_interview_crops_the_speaking_face(shared_media, tmp_path):
+    """A real talking face beside a larger frozen one: the crops follow the speaker (colour), flagged."""
+    clip = _split_screen(tmp_path / "split.mp4", shared_media / "real_hdtf_aoc.mp4", shared_media / "real_hdtf_hill.mp4")
+    out = prepare_file(clip, PreprocessConfig())
+    sat = np.array([np.abs(f.astype(int) - f.mean(axis=2, keepdims=True)).mean() for f in out.frames])
+    # the grey (silent) face has no colour; the speaker's crops do, from ~2 s on
+    assert (sat[50:] > 3).mean() > 0.9, sat[::10].round(1)
+    assert "speaker_switch" in out.flags and out.info["speaker_switch_s"][0] < 2.0

@@ -10,6 +10,11 @@
   against flipping between two faces), key-frame boxes are smoothed over neighbouring key frames
   (centre lightly, size more strongly: Haar box sizes jitter) and linearly interpolated between
   key frames. It works *online with a fixed delay* so long videos need only a short frame buffer.
+  With two or more faces of comparable size (split-screen interviews, two people in a shot) the
+  speaking one is preferred: key frames then carry a small normalised mouth patch per face
+  (:func:`mouth_patch`), each track keeps a running mean of how much its mouth changes between
+  consecutive key frames, and the main track moves to a face whose mouth moves clearly more
+  (``SPEAKER_SWITCH`` times) than the current one's; every such switch is recorded (``switches``).
 
 Boxes are ``(x0, y0, x1, y1)`` in display pixels of the full-resolution frame.
 
@@ -165,6 +170,37 @@ def create_face_detector(model_path: str | os.PathLike | None = None) -> FaceDet
     return HaarFaceDetector()
 
 
+MOUTH_ROWS = (0.62, 0.95)     # mouth region of a detector box (fractions of its height / width)
+MOUTH_COLS = (0.25, 0.75)
+MOUTH_PATCH = (12, 20)        # (rows, cols) the region is resampled to
+SPEAKER_MIN_SIDE = 0.5        # faces at least this fraction of the largest one's side compete as speakers
+SPEAKER_SWITCH = 1.5          # switch to another face when its mouth motion is this many times the main's
+SPEAKER_MIN_SAMPLES = 3       # motion samples (consecutive key-frame pairs) a track needs to compete
+MOTION_EMA = 0.25             # weight of the newest sample in a track's running mouth motion (~1 s memory)
+
+
+def mouth_patch(gray: np.ndarray, box: np.ndarray | tuple[float, float, float, float]) -> np.ndarray:
+    """The mouth region of a face box ``(x, y, w, h)`` in a grey image, as a zero-mean unit-variance
+    ``MOUTH_PATCH`` array (so lighting and size do not count, only the mouth's shape).
+
+    Example:
+        >>> img = np.zeros((100, 100), np.uint8); img[80:90, 40:60] = 255
+        >>> mouth_patch(img, (20, 20, 60, 60)).shape
+        (12, 20)
+    """
+    x, y, w, h = (float(v) for v in box[:4])
+    r0, r1 = int(round(y + MOUTH_ROWS[0] * h)), int(round(y + MOUTH_ROWS[1] * h))
+    c0, c1 = int(round(x + MOUTH_COLS[0] * w)), int(round(x + MOUTH_COLS[1] * w))
+    r0, c0 = max(0, r0), max(0, c0)
+    r1, c1 = min(gray.shape[0], max(r1, r0 + 1)), min(gray.shape[1], max(c1, c0 + 1))
+    region = gray[r0:r1, c0:c1]
+    if region.size == 0:
+        return np.zeros(MOUTH_PATCH, np.float32)
+    p = cv2.resize(np.ascontiguousarray(region), (MOUTH_PATCH[1], MOUTH_PATCH[0]), interpolation=cv2.INTER_AREA)
+    p = p.astype(np.float32)
+    return (p - p.mean()) / (p.std() + 1e-3)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -181,6 +217,9 @@ class _Track:
     score: float = 0.0
     last: int = -1
     smooth: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> smoothed (cx, cy, side)
+    patch: np.ndarray | None = None     # mouth patch at `last` (multi-face key frames only)
+    motion: float = 0.0                 # running mean |change| of the mouth patch between key frames
+    motion_n: int = 0
 
 
 class FaceTracker:
@@ -218,10 +257,13 @@ class FaceTracker:
         self._last_box: np.ndarray | None = None   # last box handed out (held through misses)
         self.n_keyframes = 0
         self.n_keyframes_hit = 0
+        self.switches: list[int] = []   # key frames where the main track moved to a more active speaker
+        self._by_speaker = False        # the main track was chosen by mouth motion (score rule paused)
 
     # ---- building tracks -------------------------------------------------------------------
-    def add(self, frame: int, dets: np.ndarray) -> None:
-        """Detections of key frame ``frame``: (N, 5) [x, y, w, h, score] in display pixels."""
+    def add(self, frame: int, dets: np.ndarray, patches: list[np.ndarray] | None = None) -> None:
+        """Detections of key frame ``frame``: (N, 5) [x, y, w, h, score] in display pixels, with
+        optional mouth patches (one per detection, :func:`mouth_patch`) for the speaker choice."""
         self.n_keyframes += 1
         dets = np.asarray(dets, np.float32).reshape(-1, 5)
         alive = [t for t in self.tracks if frame - t.last <= self.max_gap]
@@ -242,6 +284,14 @@ class FaceTracker:
                 self._next_tid += 1
                 self.tracks.append(best)
             used.add(best.tid)
+            if patches is not None:
+                if best.patch is not None and 0 < frame - best.last <= self.detect_every:
+                    m = float(np.abs(patches[i] - best.patch).mean())
+                    best.motion = m if best.motion_n == 0 else (1 - MOTION_EMA) * best.motion + MOTION_EMA * m
+                    best.motion_n += 1
+                best.patch = patches[i]
+            else:
+                best.patch = None
             best.boxes[frame] = box
             best.hits[frame] = np.array([x + w / 2, y + h / 2, max(w, h)], np.float64)
             best.last = frame
@@ -257,10 +307,29 @@ class FaceTracker:
             return          # keep the lost main track: its last box is held
         best = max(alive, key=lambda t: t.score)
         main = self._main
-        if main is None or (main not in alive) or (best is not main and best.score > 1.5 * main.score):
-            # A lost main track gives way at once; between two visible faces, hysteresis: switch
-            # only when the other has clearly more evidence (no flicker between two speakers).
+        if main is None or main not in alive:
+            self._main, self._by_speaker = best, False    # a lost main track gives way at once
+        elif best is not main and best.score > 1.5 * main.score and not self._by_speaker:
+            # Between two visible faces, hysteresis: switch only when the other has clearly more
+            # evidence (no flicker). A face chosen as the speaker keeps the track while it is seen.
             self._main = best
+        self._prefer_speaker(frame, alive)
+
+    def _prefer_speaker(self, frame: int, alive: list[_Track]) -> None:
+        """Among faces seen at this key frame with comparable size, move to the one whose mouth
+        moves clearly more than the main track's (the speaking face of an interview)."""
+        main = self._main
+        if main is None or main.last != frame or main.motion_n < SPEAKER_MIN_SAMPLES:
+            return
+        side = main.hits[frame][2]
+        rivals = [t for t in alive if t is not main and t.last == frame and t.motion_n >= SPEAKER_MIN_SAMPLES
+                  and t.hits[frame][2] >= SPEAKER_MIN_SIDE * side and side >= SPEAKER_MIN_SIDE * t.hits[frame][2]]
+        if not rivals:
+            return
+        top = max(rivals, key=lambda t: t.motion)
+        if top.motion > SPEAKER_SWITCH * max(main.motion, 1e-6):
+            self._main, self._by_speaker = top, True
+            self.switches.append(frame)
 
     def recent_face(self, frame: int) -> np.ndarray | None:
         """(cx, cy, side) of the main track's hit at the previous key frame, if it had one."""

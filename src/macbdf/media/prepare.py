@@ -14,7 +14,10 @@ Detection schedule (what keeps face tracking cheaper than decoding):
   * otherwise a *region search*: the tracked face's neighbourhood (``ROI_CONTEXT``) at ``ROI_SIDE``
     pixels, for faces of ``ROI_MIN``..``ROI_MAX`` times the tracked size;
   * on a faceless stretch full scans back off (every 1, 2, 4, ... key frames, at most
-    ``FULL_SCAN_S``); the frames in between are interpolated or hold the last box.
+    ``FULL_SCAN_S``); the frames in between are interpolated or hold the last box;
+  * while a full scan sees two or more faces of comparable size, every key frame is a full scan
+    with a mouth patch per face, so the tracker can follow the *speaking* face (``FaceTracker``);
+    a move to another speaker is flagged ``speaker_switch`` with its times (``speaker_switch_s``).
 
 Example:
     >>> from macbdf.config import PreprocessConfig
@@ -38,7 +41,7 @@ from macbdf.config import PreprocessConfig
 from macbdf.media.audio import log_mel_from_reader, silence_profile
 from macbdf.media.decode import (AudioReader, MediaError, MediaTimeout, NothingDecodable, check_deadline,
                                  iter_video_frames, read_ahead)
-from macbdf.media.face import FaceDetector, FaceTracker, create_face_detector
+from macbdf.media.face import SPEAKER_MIN_SIDE, FaceDetector, FaceTracker, create_face_detector, mouth_patch
 
 __all__ = ["MediaError", "MediaTimeout", "NothingDecodable", "PreparedClip", "prepare_file", "iter_windows",
            "default_face_detector", "FaceCropStream", "trim_leading_silence", "FACE_PARTIAL_BELOW", "LOW_LIGHT_LUMA",
@@ -109,6 +112,7 @@ class _CropStream:
         self.detect_errors = 0
         self.crop_fracs: list[float] = []
         self._roi_missed = False
+        self._multi = False        # the last full scan saw >= 2 faces of comparable size
         self._skip_until = -1      # key frames before this one are skipped (back-off after misses)
         self._miss_streak = 0
         self.full_every = max(1, int(round(FULL_SCAN_S * cfg.fps / max(1, cfg.detect_every))))
@@ -123,7 +127,8 @@ class _CropStream:
         # expected scale; a full-frame scan still runs at least every FULL_SCAN_S seconds (new or
         # larger faces, scene cuts) and right after a region search misses.
         if (recent is not None and getattr(self.detector, "supports_size_hint", False)
-                and keyframe % self.full_every != 0 and keyframe >= FULL_SCAN_WARMUP and not self._roi_missed):
+                and keyframe % self.full_every != 0 and keyframe >= FULL_SCAN_WARMUP and not self._roi_missed
+                and not self._multi):
             cx, cy, side = (float(v) for v in recent)
             half = ROI_CONTEXT * side
             img, scale, ox, oy = frame.gray_region((cx - half, cy - half, cx + half, cy + half), ROI_SIDE)
@@ -158,6 +163,10 @@ class _CropStream:
             # A detector failure on one frame is a miss, not a failed file.
             self.detect_errors += 1
             dets = np.zeros((0, 5), np.float32)
+        sides = np.maximum(dets[:, 2], dets[:, 3]) if len(dets) else np.zeros(0)
+        self._multi = int((sides >= SPEAKER_MIN_SIDE * sides.max()).sum()) >= 2 if len(dets) else False
+        # mouth patches only where faces compete (one face needs no speaker choice)
+        patches = [mouth_patch(gray, d) for d in dets] if self._multi else None
         dets[:, :4] /= scale
         self._roi_missed = False
         if len(dets) == 0:
@@ -167,7 +176,7 @@ class _CropStream:
             self._skip_until = k + tracker.detect_every * min(2 ** (self._miss_streak - 1), self.full_every)
         else:
             self._miss_streak = 0
-        tracker.add(k, dets)
+        tracker.add(k, dets, patches)
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, bool]]:
         cfg = self.cfg
@@ -253,6 +262,9 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
     lost = face_lost_stretches(seen, stream.cfg.fps)
     if lost and bool(np.any(seen)):
         flags.append("face_lost")
+    switches = stream.tracker.switches if stream.tracker else []
+    if switches:
+        flags.append("speaker_switch")
     if duration < SHORT_SECONDS:
         flags.append("short")
     if st.get("rotation", 0):
@@ -279,6 +291,8 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
     }
     if lost and coverage > 0.0:
         info["face_lost_s"] = lost[:20]
+    if switches:
+        info["speaker_switch_s"] = [round(k / stream.cfg.fps, 2) for k in switches[:20]]
     for key in ("decode_error", "header_duration"):
         if st.get(key) is not None:
             info[key] = st[key]
