@@ -25,13 +25,12 @@ import os
 import resource
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from macbdf import __version__
+from macbdf.parallel import pool_map
 from macbdf.forge.plan import FAMILIES, ClipPlan, make_plan
 from macbdf.forge.render import render_group
 from macbdf.synth.layouts import check_output_dir
@@ -69,41 +68,6 @@ class ForgeReport:
                 "segments": self.segments, "total": self.total, "written": self.written, "resumed": self.resumed,
                 "failures": self.failures, "seconds": round(self.seconds, 2), "cpu_seconds": round(self.cpu_seconds, 2),
                 "counts": self.counts, "identity_splits": self.identity_splits}
-
-
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)                           # one process per core already
-    os.environ["MACBDF_DECODE_THREADS"] = "1"      # frame-threaded decoding would oversubscribe too
-
-
-def _pool_map(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int, desc: str,
-              progress: bool) -> list[Any]:
-    """``fn(*job)`` for every job, results in job order; a spawn pool when ``workers > 1``."""
-    from tqdm.auto import tqdm
-
-    results: list[Any] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not progress or not jobs)
-    try:
-        if workers <= 1 or len(jobs) <= 1:
-            for i, job in enumerate(jobs):
-                results[i] = fn(*job)
-                bar.update(1)
-        else:
-            ex = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker)
-            try:
-                futs = {ex.submit(fn, *job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futs):
-                    results[futs[fut]] = fut.result()
-                    bar.update(1)
-            except BaseException:
-                ex.shutdown(wait=True, cancel_futures=True)
-                raise
-            ex.shutdown(wait=True)
-    finally:
-        bar.close()
-    return results
 
 
 def _check_out_dir(out: Path, settings: dict[str, Any]) -> None:
@@ -193,8 +157,8 @@ def forge(root: str | os.PathLike, out_dir: str | os.PathLike, *, manifest: str 
             summaries[s.src_id] = json.loads(p.read_text(encoding="utf-8"))
         else:
             todo.append(s)
-    for s, summ in zip(todo, _pool_map(extract_source, [(s.to_dict(), settings, str(cache)) for s in todo],
-                                       workers, "forge: decode", progress)):
+    for s, summ in zip(todo, pool_map(extract_source, [(s.to_dict(), settings, str(cache)) for s in todo],
+                                      workers=workers, desc="forge: decode", progress=progress)):
         summaries[s.src_id] = summ
 
     # 2. splits and plan
@@ -227,12 +191,12 @@ def forge(root: str | os.PathLike, out_dir: str | os.PathLike, *, manifest: str 
                     need.add(d["src_id"])
     by_id = {s.src_id: s for s in sources}
     missing = [by_id[i] for i in sorted(need) if not (cache / f"{cache_key(i)}.npz").is_file()]
-    _pool_map(extract_source, [(s.to_dict(), settings, str(cache)) for s in missing], workers,
-              "forge: decode (resume)", progress)
+    pool_map(extract_source, [(s.to_dict(), settings, str(cache)) for s in missing], workers=workers,
+             desc="forge: decode (resume)", progress=progress)
     jobs = [([c.to_dict() | {"file": clip_file(c, layout)} for c in g], settings, str(out), str(cache))
             for g in pending.values()]
     errors: dict[str, str] = {}
-    for res in _pool_map(render_group, jobs, workers, "forge: write", progress):
+    for res in pool_map(render_group, jobs, workers=workers, desc="forge: write", progress=progress):
         for cid, err in res:
             if err:
                 errors[cid] = err

@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from macbdf import __version__
+from macbdf.parallel import pool_map
 from macbdf.synth.layouts import WRITERS, atomic_write_text, check_output_dir
 from macbdf.synth.plan import AUDIO_FAMILIES, VIDEO_FAMILIES, ClipSpec, Plan, PlanError, make_plan
 
@@ -97,12 +96,6 @@ def _render_job(spec: ClipSpec, seed: int, size: int, out_dir: str) -> tuple[int
         return spec.index, f"{type(e).__name__}: {e}"
 
 
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
-
-
 def _remove_stale_partials(out: Path) -> None:
     # Temp names written by macbdf.synth.encode.write_mp4 of an interrupted run.
     for p in out.rglob(".*.partial.mp4"):
@@ -142,39 +135,10 @@ def synthesize(
     report.resumed = len(plan.clips) - len(todo)
     atomic_write_text(out / INFO_NAME, json.dumps(_info(plan, [], False, []), indent=1))
 
-    from tqdm.auto import tqdm
-
-    errors: dict[int, str] = {}
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"synth {layout}", unit="clip", disable=not progress or not todo)
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            for spec in todo:
-                idx, err = _render_job(spec, seed, size, str(out))
-                if err:
-                    errors[idx] = err
-                bar.update(1)
-        else:
-            # Spawn, never fork: forking a process whose OpenCV/OpenMP thread pools are already
-            # running (any earlier face detection or torch work in the same process) deadlocks the
-            # children (seen in the test suite). Scripts need the usual `__main__` guard.
-            ctx = get_context("spawn")
-            ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
-            try:
-                futs = [ex.submit(_render_job, spec, seed, size, str(out)) for spec in todo]
-                for fut in as_completed(futs):
-                    idx, err = fut.result()
-                    if err:
-                        errors[idx] = err
-                    bar.update(1)
-            except BaseException:
-                # Ctrl-C: drop the queued clips instead of waiting for all of them; finished clips
-                # are on disk and the next run resumes from there.
-                ex.shutdown(wait=True, cancel_futures=True)
-                raise
-            ex.shutdown(wait=True)
-    finally:
-        bar.close()
+    results = pool_map(_render_job, [(spec, seed, size, str(out)) for spec in todo], workers=workers,
+                       desc=f"synth {layout}", unit="clip", progress=progress)
+    errors: dict[int, str] = {idx: err for idx, err in results if err}
     report.seconds = time.perf_counter() - t0
     report.written = len(todo) - len(errors)
     report.failed = [{"file": plan.clips[i].file, "reason": r} for i, r in sorted(errors.items())]
