@@ -102,8 +102,9 @@ class DetectionResult:
     and ``verdict`` is None). ``verdict`` is ``real``, ``fake`` or ``abstain``: a clip with no track
     that can be judged (too short, no face and no usable audio, non-finite input or model output,
     nothing decodable) abstains with ``abstain_reason`` set and its p-values None. When only one
-    track is usable the verdict rests on that track: ``p_fake`` is its unimodal probability, the
-    other track's p-value is None, and ``flags`` says ``no_audio`` (or ``no_video``). ``frame_scores`` is ``{"audio": [...], "video": [...], "fps": f}``;
+    track is usable the verdict rests on that track: ``p_fake`` is its unimodal probability (for a
+    clip without usable audio, the multimodal head's when the model's ``no_audio_head`` is ``"fused"``),
+    the other track's p-value is None, and ``flags`` says ``no_audio`` (or ``no_video``). ``frame_scores`` is ``{"audio": [...], "video": [...], "fps": f}``;
     ``segments`` is a list of ``{"start": s, "end": s, "modality": "audio"|"video"|"both",
     "score": p}`` in seconds; ``timings`` holds ``decode_prepare_s``, ``model_s``, ``total_s``.
 
@@ -720,7 +721,8 @@ class Detector:
                       else next(f for f in _VIDEO_UNUSABLE if f in flags))
         if reason is None:
             p_all, p_a, p_v = (float(x) for x in agg)
-            used = ([p_all] if audio_ok and video_ok else []) + ([p_a] if audio_ok else []) + ([p_v] if video_ok else [])
+            fused = video_ok and (audio_ok or self.model.config.no_audio_head == "fused")
+            used = ([p_all] if fused else []) + ([p_a] if audio_ok else []) + ([p_v] if video_ok else [])
             scores = (fa if audio_ok else []) + (fv if video_ok else [])
             # NaN weights or an overflowing input give NaN logits: that is no evidence either way.
             if not all(math.isfinite(x) for x in used) or not np.isfinite(np.asarray(scores, np.float64)).all():
@@ -734,7 +736,9 @@ class Detector:
         if audio_ok and video_ok:
             p_fake = p_all
         elif video_ok:
-            p_fake = p_v  # the multimodal head saw silence: decide on the video track alone
+            # the multimodal head saw silence: decide on the video track alone, unless the model
+            # was trained with silent clips of both classes (config.no_audio_head == "fused")
+            p_fake = p_all if self.model.config.no_audio_head == "fused" else p_v
             if "no_audio" not in flags:
                 flags.append("no_audio")
         else:

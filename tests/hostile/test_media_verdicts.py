@@ -191,3 +191,25 @@ def test_video_without_audio_gets_a_video_verdict(det: Detector, clip_dir: Path)
     assert "no_audio" in r.flags and r.p_audio_fake is None
     if "no_face" not in r.flags:
         assert r.verdict in ("real", "fake") and r.p_fake == r.p_video_fake
+
+
+def test_no_audio_head_fused_keeps_silent_clips_on_the_multimodal_scale(det: Detector, clip_dir: Path) -> None:
+    """A model trained with silent reals and fakes (no_audio_head="fused") judges a silent clip with
+    the multimodal head; the default keeps the video head. Same windows, same logits otherwise."""
+    import dataclasses
+
+    base = det.detect(clip_dir / "noaudio.mp4")
+    if "no_face" in base.flags:
+        pytest.skip("no face found in the generated clip")
+    fused_model = det.model
+    old = fused_model.config
+    try:
+        fused_model.config = dataclasses.replace(old, no_audio_head="fused")
+        r = det.detect(clip_dir / "noaudio.mp4")
+    finally:
+        fused_model.config = old
+    _check_result(r)
+    assert "no_audio" in r.flags and r.p_audio_fake is None
+    assert r.p_video_fake == base.p_video_fake and r.p_fake != r.p_video_fake
+    with pytest.raises(ValueError, match="no_audio_head"):
+        dataclasses.replace(old, no_audio_head="audio").validate()

@@ -116,6 +116,12 @@ class ModelConfig:
     # columns 20-80 % of a crop whose box was enlarged by face_margin, where the mouth sits for
     # frontal faces), so the lips cover ~4x more input pixels.
     sync_region: str = "face"
+    # Which head decides a clip whose audio is absent or unusable (`macbdf detect`): "video" (the
+    # unimodal video head: the multimodal head never saw silence unless its training data had silent
+    # clips) or "fused" (the multimodal head with the audio at the silence floor: right for a model
+    # trained on data with silent real AND silent fake clips, e.g. `macbdf forge --silent-fraction`,
+    # where it keeps clips with and without audio on one scale).
+    no_audio_head: str = "video"
 
     # optional user-supplied encoder weights (safetensors files); never downloaded
     pretrained_video: str | None = None
@@ -231,6 +237,8 @@ class ModelConfig:
             problems.append("cluster_beta and fusion_gamma must lie in [0, 1]")
         if any(k < 2 for k in self.cluster_k_choices) or not self.cluster_k_choices:
             problems.append("cluster_k_choices must be non-empty with every K >= 2")
+        if self.no_audio_head not in ("video", "fused"):
+            problems.append(f"no_audio_head must be 'video' or 'fused', got {self.no_audio_head!r}")
         if self.sync_region not in ("face", "mouth"):
             problems.append(f"sync_region must be 'face' or 'mouth', got {self.sync_region!r}")
         if self.sync_dim and not (self.sync_tau > 0 and self.sync_min_shift >= 1 and self.lambda_sync >= 0):
