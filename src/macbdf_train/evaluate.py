@@ -46,7 +46,8 @@ import numpy as np
 import torch
 
 from macbdf import metrics as M
-from macbdf.data.manifest import SampleRecord, read_manifest
+from macbdf.data import cache
+from macbdf.data.manifest import SampleRecord
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -85,20 +86,19 @@ def _select(records: Sequence[SampleRecord], split: str) -> list[SampleRecord]:
 
 
 def load_cache_records(cache_dir: str | os.PathLike) -> list[SampleRecord]:
-    """Manifest records of a prepared cache; `EvaluationError` when it is not one."""
-    man = Path(cache_dir) / "manifest.jsonl"
-    if not man.is_file():
+    """Manifest records of a prepared cache (merged or unmerged `prepare --shard` manifests);
+    `EvaluationError` when it is not one."""
+    if not cache.manifest_files(cache_dir):
         raise EvaluationError(f"not a prepared cache (no manifest.jsonl): {cache_dir}")
     try:
-        return read_manifest(man)
-    except ValueError as e:
+        return cache.read_cache_manifest(cache_dir)
+    except (ValueError, cache.CacheError) as e:
         raise EvaluationError(str(e)) from None
 
 
 def _load_sample(cache_dir: Path, rec: SampleRecord) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    t = load_file(str(cache_dir / str(rec.file)))
+    """All tensors of a sample (`macbdf.data.cache.read_sample`: checksum and finite values checked)."""
+    t = cache.read_sample(cache_dir, rec)
     missing = {"frames", "logmel"} - set(t)
     if missing:
         raise ValueError(f"sample file lacks {', '.join(sorted(missing))}")
@@ -122,22 +122,22 @@ def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 def check_preprocess(cache_dir: Path, model_pre: Any) -> list[str]:
     """Compare the cache's preprocessing with the model's; raises `EvaluationError` when the
     audio features cannot match, returns notes for what is adapted (face size) or suspicious."""
-    p = cache_dir / "cache_config.json"
-    if not p.is_file():
-        return ["cache has no cache_config.json; assuming the model's preprocessing"]
     try:
-        cache = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise EvaluationError(f"corrupt {p}: {e}") from None
+        pre = cache.load_cache_config(cache_dir)
+    except cache.CacheError as e:
+        raise EvaluationError(str(e)) from None
+    if pre is None:
+        return ["cache has no cache_config.json; assuming the model's preprocessing"]
+    cache_cfg = pre.to_dict()
     notes = []
     for k in ("n_mels", "hop_ms", "sample_rate"):
-        if k in cache and getattr(model_pre, k, None) is not None and cache[k] != getattr(model_pre, k):
-            raise EvaluationError(f"the cache was prepared with {k}={cache[k]} but the model expects "
+        if k in cache_cfg and getattr(model_pre, k, None) is not None and cache_cfg[k] != getattr(model_pre, k):
+            raise EvaluationError(f"the cache was prepared with {k}={cache_cfg[k]} but the model expects "
                                   f"{getattr(model_pre, k)}; prepare the data again with the model's settings")
-    if cache.get("fps") is not None and float(cache["fps"]) != float(model_pre.fps):
-        raise EvaluationError(f"the cache was prepared at {cache['fps']} fps but the model expects {model_pre.fps}")
-    if cache.get("face_size") is not None and int(cache["face_size"]) != int(model_pre.face_size):
-        notes.append(f"face crops resized from {cache['face_size']} to {model_pre.face_size} px")
+    if cache_cfg.get("fps") is not None and float(cache_cfg["fps"]) != float(model_pre.fps):
+        raise EvaluationError(f"the cache was prepared at {cache_cfg['fps']} fps but the model expects {model_pre.fps}")
+    if cache_cfg.get("face_size") is not None and int(cache_cfg["face_size"]) != int(model_pre.face_size):
+        notes.append(f"face crops resized from {cache_cfg['face_size']} to {model_pre.face_size} px")
     return notes
 
 

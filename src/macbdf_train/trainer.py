@@ -380,14 +380,13 @@ class _Logger:
 
 
 def _read_cache_preprocess(data_dir: Path) -> dict[str, Any] | None:
-    p = data_dir / "cache_config.json"
-    if not p.is_file():
-        return None
+    from macbdf.data.cache import CacheError, load_cache_config
+
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainError(f"corrupt {p}: {e}") from None
-    return d if isinstance(d, dict) else None
+        pre = load_cache_config(data_dir)
+    except CacheError as e:
+        raise TrainError(str(e)) from None
+    return None if pre is None else pre.to_dict()
 
 
 class _Trainer:
@@ -420,7 +419,9 @@ class _Trainer:
 
         cfg = self.cfg
         data = Path(cfg.data)
-        if not (data / "manifest.jsonl").is_file():
+        from macbdf.data.cache import manifest_files
+
+        if not manifest_files(data):   # merged, or the manifests of unmerged `prepare --shard` jobs
             raise TrainError(f"not a prepared cache (no manifest.jsonl): {data}; run `macbdf prepare` first")
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
         try:
@@ -446,7 +447,7 @@ class _Trainer:
         self.criterion.to(self.device)
 
         from macbdf.data.dataset import CacheDataset
-        from macbdf.media.cache import CacheError
+        from macbdf.data.cache import CacheError
 
         T = int(self.model_cfg.num_frames)
         face = int(self.model_cfg.preprocess.face_size)

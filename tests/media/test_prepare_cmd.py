@@ -11,7 +11,7 @@ import torch
 from macbdf.cli import main
 from macbdf.config import PreprocessConfig
 from macbdf.data.dataset import CacheDataset, collate
-from macbdf.media import cache
+from macbdf.data import cache
 
 
 @pytest.fixture(scope="module")

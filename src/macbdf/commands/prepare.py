@@ -167,7 +167,7 @@ def _init_worker(cfg_dict: dict[str, Any], face_model: str | None, decode_thread
 def _work(item: tuple[dict[str, Any], str, str, int | None]) -> tuple[str, dict[str, Any]]:
     """Prepare and write one sample; never raises (a failure is returned with its reason)."""
     from macbdf.data.manifest import SampleRecord
-    from macbdf.media.cache import write_sample
+    from macbdf.data.cache import write_sample
     from macbdf.media.decode import MediaError
     from macbdf.media.prepare import prepare_file
 
@@ -242,7 +242,7 @@ def _summary(args: argparse.Namespace, out: Path, info: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from macbdf.config import PreprocessConfig
     from macbdf.data.manifest import ManifestError, SampleRecord
-    from macbdf.media import cache
+    from macbdf.data import cache
 
     out = Path(args.out)
     if args.merge:
