@@ -750,6 +750,7 @@ class _Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:
+        from macbdf.inference import sigmoid   # the detector's and evaluate's logits -> probabilities
         from macbdf.metrics.sample import best_threshold, binary_metrics, roc_auc
 
         n = len(self.val_ds)
@@ -785,7 +786,7 @@ class _Trainer:
         allr = D.all_gather_rows(local).cpu().numpy()
         allr = allr[np.argsort(allr[:, 0], kind="stable")]
         logit, la, lv, y, ya, yv = (allr[:, i] for i in range(1, 7))
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))
+        prob = sigmoid(logit)
         thr = best_threshold(y, prob, "acc")
         thr = float(thr) if math.isfinite(float(thr)) else 0.5
         m = binary_metrics(y, prob, threshold=thr)
@@ -800,8 +801,8 @@ class _Trainer:
             "val/eer": float(m["eer"]),
             "val/bce": bce,
             # per-modality AUC over the samples whose track label is known (unknown = -1)
-            "val/audio_auc": float(roc_auc(ya[ya >= 0], 1.0 / (1.0 + np.exp(-np.clip(la[ya >= 0], -60, 60))))),
-            "val/video_auc": float(roc_auc(yv[yv >= 0], 1.0 / (1.0 + np.exp(-np.clip(lv[yv >= 0], -60, 60))))),
+            "val/audio_auc": float(roc_auc(ya[ya >= 0], sigmoid(la[ya >= 0]))),
+            "val/video_auc": float(roc_auc(yv[yv >= 0], sigmoid(lv[yv >= 0]))),
         }
 
     def _do_eval(self, pbar: Any) -> None:
