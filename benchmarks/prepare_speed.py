@@ -28,7 +28,7 @@ import numpy as np
 
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import SampleRecord
-from macbdf.media.cache import write_sample
+from macbdf.data.cache import write_sample
 from macbdf.media.decode import probe
 from macbdf.media.prepare import default_face_detector, prepare_file
 

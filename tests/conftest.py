@@ -82,6 +82,12 @@ def write_clip(path: Path, seconds: float = 1.6, fps: int = 25, size: tuple[int,
 
 
 @pytest.fixture(scope="session")
+def clip_writer():
+    """``write_clip`` as a fixture (test folders are not packages, so no imports between them)."""
+    return write_clip
+
+
+@pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """good.mp4 (1.6 s), long.mkv (3 s, several windows), noaudio.mp4, short.mp4 (0.32 s), and bad files."""
     d = tmp_path_factory.mktemp("clips")

@@ -210,7 +210,7 @@ def cache_summary(cache_dir: str | os.PathLike, splits: tuple[str, ...] = ("trai
         >>> cache_summary("cache/fav")["clips"]   # doctest: +SKIP
         {'train': 336, 'val': 48}
     """
-    from macbdf.media.cache import read_cache_manifest
+    from macbdf.data.cache import read_cache_manifest
 
     recs = read_cache_manifest(cache_dir)
     out: dict[str, Any] = {"data": str(Path(cache_dir).resolve()), "datasets": sorted({r.dataset for r in recs}),

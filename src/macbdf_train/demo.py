@@ -115,7 +115,8 @@ class DemoConfig:
     parallel: int = 0
     device: str = "cpu"
     synth_opts: dict[str, Any] = field(default_factory=dict)
-    prepare_args: list[str] = field(default_factory=list)
+    # Extra keyword arguments of `macbdf.data.prepare_cache.prepare_cache` (e.g. {"max_seconds": 10}).
+    prepare_opts: dict[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] = tuple(MODELS)
     # sync_dim of the "+ sync" models; None = the model config's own (32 in `small`). The quick config
     # sets one so that its tiny model (sync off) still exercises both sides of every comparison.
@@ -280,15 +281,14 @@ def synth_manifest(synth_dir: Path, dest: Path, seed: int = 0) -> dict[str, Any]
 
 
 def _stage_prepare(cfg: DemoConfig, synth_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    from macbdf.cli import main as cli_main
+    from macbdf.data.prepare_cache import PrepareError, prepare_cache
 
     man = Path(cfg.out) / "synth_manifest.jsonl"
     man_info = synth_manifest(synth_dir, man, cfg.seed)
-    argv = ["prepare", "--dataset", "manifest", "--root", str(man), "--out", str(cache_dir),
-            "--workers", str(cfg.workers), *cfg.prepare_args]
-    rc = cli_main(argv)
-    if rc not in (0, 1):
-        raise DemoError(f"`macbdf {' '.join(argv)}` failed with exit code {rc}")
+    try:
+        prepare_cache("manifest", man, cache_dir, workers=cfg.workers, progress=cfg.progress, **cfg.prepare_opts)
+    except PrepareError as e:
+        raise DemoError(f"prepare failed: {e}") from None
     from macbdf_train.ablate import describe_data
 
     info = describe_data(cache_dir)
@@ -746,7 +746,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 # Settings each stage depends on: changing a training setting retrains but keeps the data.
-_DATA_KEYS = ("num_clips", "seed", "synth_opts", "prepare_args", "quick")
+_DATA_KEYS = ("num_clips", "seed", "synth_opts", "prepare_opts", "quick")
 _TRAIN_KEYS = ("model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer", "sync_dim")
 
 

@@ -3,11 +3,13 @@
 Protocol (what `macbdf evaluate` reports):
 
 * Every sample of the split is scored on its **whole length**: the clip is cut into
-  consecutive windows of the model's ``num_frames`` (the last one padded and masked), the
-  windows are scored in batches, and the sample's probability is the mean of its window
-  probabilities weighted by each window's number of real frames (the `Detector`'s "mean"
-  aggregation, so evaluation and detection agree). Per-frame scores are the frame heads'
-  sigmoids laid end to end; embeddings are averaged over windows the same way.
+  consecutive windows of the model's ``num_frames`` (the last one padded and masked as in
+  training: black frames, log-mel silence ``log(log_eps)``), the windows are scored in batches,
+  and the sample's probability is the mean of its window probabilities weighted by each window's
+  number of real frames. Windowing, padding, forward, sigmoid and aggregation are
+  `macbdf.inference`'s, the `Detector`'s own code, so evaluation and detection agree.
+  Per-frame scores are the frame heads' sigmoids laid end to end; embeddings are averaged over
+  windows the same way.
 * Sample level: ACC at 0.5 and at a tuned threshold, AUC, AP, EER. The tuned threshold is
   the accuracy-maximising threshold on the cache's validation split
   (``threshold_from="val"``, the paper's "best threshold on validation"), or the one stored
@@ -46,7 +48,9 @@ import numpy as np
 import torch
 
 from macbdf import metrics as M
-from macbdf.data.manifest import SampleRecord, read_manifest
+from macbdf.data import cache
+from macbdf.data.manifest import SampleRecord
+from macbdf.inference import AGGREGATIONS, Window, WindowedInference, WindowScores, aggregate, aggregate_probs
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -85,20 +89,19 @@ def _select(records: Sequence[SampleRecord], split: str) -> list[SampleRecord]:
 
 
 def load_cache_records(cache_dir: str | os.PathLike) -> list[SampleRecord]:
-    """Manifest records of a prepared cache; `EvaluationError` when it is not one."""
-    man = Path(cache_dir) / "manifest.jsonl"
-    if not man.is_file():
+    """Manifest records of a prepared cache (merged or unmerged `prepare --shard` manifests);
+    `EvaluationError` when it is not one."""
+    if not cache.manifest_files(cache_dir):
         raise EvaluationError(f"not a prepared cache (no manifest.jsonl): {cache_dir}")
     try:
-        return read_manifest(man)
-    except ValueError as e:
+        return cache.read_cache_manifest(cache_dir)
+    except (ValueError, cache.CacheError) as e:
         raise EvaluationError(str(e)) from None
 
 
 def _load_sample(cache_dir: Path, rec: SampleRecord) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    t = load_file(str(cache_dir / str(rec.file)))
+    """All tensors of a sample (`macbdf.data.cache.read_sample`: checksum and finite values checked)."""
+    t = cache.read_sample(cache_dir, rec)
     missing = {"frames", "logmel"} - set(t)
     if missing:
         raise ValueError(f"sample file lacks {', '.join(sorted(missing))}")
@@ -122,68 +125,23 @@ def _resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
 def check_preprocess(cache_dir: Path, model_pre: Any) -> list[str]:
     """Compare the cache's preprocessing with the model's; raises `EvaluationError` when the
     audio features cannot match, returns notes for what is adapted (face size) or suspicious."""
-    p = cache_dir / "cache_config.json"
-    if not p.is_file():
-        return ["cache has no cache_config.json; assuming the model's preprocessing"]
     try:
-        cache = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise EvaluationError(f"corrupt {p}: {e}") from None
+        pre = cache.load_cache_config(cache_dir)
+    except cache.CacheError as e:
+        raise EvaluationError(str(e)) from None
+    if pre is None:
+        return ["cache has no cache_config.json; assuming the model's preprocessing"]
+    cache_cfg = pre.to_dict()
     notes = []
     for k in ("n_mels", "hop_ms", "sample_rate"):
-        if k in cache and getattr(model_pre, k, None) is not None and cache[k] != getattr(model_pre, k):
-            raise EvaluationError(f"the cache was prepared with {k}={cache[k]} but the model expects "
+        if k in cache_cfg and getattr(model_pre, k, None) is not None and cache_cfg[k] != getattr(model_pre, k):
+            raise EvaluationError(f"the cache was prepared with {k}={cache_cfg[k]} but the model expects "
                                   f"{getattr(model_pre, k)}; prepare the data again with the model's settings")
-    if cache.get("fps") is not None and float(cache["fps"]) != float(model_pre.fps):
-        raise EvaluationError(f"the cache was prepared at {cache['fps']} fps but the model expects {model_pre.fps}")
-    if cache.get("face_size") is not None and int(cache["face_size"]) != int(model_pre.face_size):
-        notes.append(f"face crops resized from {cache['face_size']} to {model_pre.face_size} px")
+    if cache_cfg.get("fps") is not None and float(cache_cfg["fps"]) != float(model_pre.fps):
+        raise EvaluationError(f"the cache was prepared at {cache_cfg['fps']} fps but the model expects {model_pre.fps}")
+    if cache_cfg.get("face_size") is not None and int(cache_cfg["face_size"]) != int(model_pre.face_size):
+        notes.append(f"face crops resized from {cache_cfg['face_size']} to {model_pre.face_size} px")
     return notes
-
-
-def _windows(sample: dict[str, np.ndarray], T: int, mpf: int, face: int | None = None,
-             pad_logmel: float = 0.0) -> Iterator[dict[str, np.ndarray]]:
-    """Consecutive T-frame windows of one sample, the last padded; keys follow the batch contract.
-
-    Padding matches `macbdf.data.dataset`: black frames and log-mel silence (``log(eps)``).
-    """
-    frames, logmel = sample["frames"], sample["logmel"]
-    if face is not None and frames.shape[0] and frames.shape[1] != face:
-        frames = _resize_frames(frames, face)
-    n = max(1, int(frames.shape[0]))
-    for start in range(0, n, T):
-        stop = min(start + T, frames.shape[0])
-        k = max(0, stop - start)
-        # (k, S, S, 3) uint8 -> (T, 3, S, S) float in [0, 1]
-        v = np.zeros((T,) + frames.shape[1:3] + (3,), dtype=np.float32)
-        v[:k] = frames[start:stop].astype(np.float32) / 255.0
-        a = np.full((T * mpf, logmel.shape[1]), pad_logmel, dtype=np.float32)
-        seg = logmel[start * mpf : stop * mpf].astype(np.float32)
-        a[: seg.shape[0]] = seg
-        if seg.shape[0] < k * mpf and seg.shape[0] > 0:
-            # audio shorter than the frames (rare rounding): repeat the last mel frame
-            a[seg.shape[0] : k * mpf] = seg[-1]
-        mask = np.zeros(T, dtype=bool)
-        mask[:k] = True
-        flv = np.zeros(T, dtype=np.float32)
-        fla = np.zeros(T, dtype=np.float32)
-        flv[:k] = sample["frame_label_video"][start:stop]
-        fla[:k] = sample["frame_label_audio"][start:stop]
-        yield {
-            "video": v.transpose(0, 3, 1, 2),
-            "audio": a,
-            "frame_mask": mask,
-            "frame_label_video": flv,
-            "frame_label_audio": fla,
-        }
-
-
-def _collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    batch = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0] if not k.startswith("_")}
-    for k in ("label", "video_label", "audio_label"):
-        batch[k] = torch.tensor([float(getattr(it["_rec"], k) or 0) for it in items], dtype=torch.float32)
-    batch["method_id"] = torch.tensor([int(bool(it["_rec"].label)) for it in items], dtype=torch.int64)
-    return batch
 
 
 def score_split(
@@ -201,87 +159,53 @@ def score_split(
     ``aggregation``: a clip's probabilities are the frame-weighted ``"mean"`` of its windows' or
     the ``"max"`` (the most suspicious window; the `Detector`'s options, same meaning).
     """
-    if aggregation not in ("mean", "max"):
+    if aggregation not in AGGREGATIONS:
         raise EvaluationError(f"aggregation must be mean or max, got {aggregation!r}")
     from tqdm.auto import tqdm
 
     cache_dir = Path(cache_dir)
     cfg = model.config
-    T = int(cfg.num_frames)
-    mpf = int(cfg.preprocess.mel_per_frame)
-    pad_logmel = float(np.log(cfg.preprocess.log_eps))
+    inf = WindowedInference(model, device=device, batch_windows=batch_size, embeddings=True)
     out = ScoredSplit()
-    acc: dict[int, dict[str, Any]] = {}  # per sample accumulators
-    pending: list[dict[str, Any]] = []
+    windows: dict[int, list[WindowScores]] = {}   # per sample, in order
+    samples: dict[int, dict[str, np.ndarray]] = {}
 
-    def flush() -> None:
-        if not pending:
-            return
-        batch = {k: v.to(device) for k, v in _collate(pending).items()}
-        with torch.no_grad():
-            o = model(batch)
-        res = {k: torch.as_tensor(o[k]).float().cpu().numpy() for k in
-               ("logit", "audio_logit", "video_logit", "frame_logit_audio", "frame_logit_video",
-                "emb_fused", "emb_audio", "emb_video") if k in o}
-        for j, it in enumerate(pending):
-            a = acc[it["_i"]]
-            k = int(it["frame_mask"].sum())
-            w = max(k, 1)
-            for name, key in (("p", "logit"), ("p_audio", "audio_logit"), ("p_video", "video_logit")):
-                if key in res:
-                    pj = float(M.sigmoid(res[key][j]))
-                    a[name] += w * pj
-                    a[name + "_max"] = max(a.get(name + "_max", 0.0), pj)
-            for name in ("emb_fused", "emb_audio", "emb_video"):
-                if name in res:
-                    e = res[name][j].reshape(-1)
-                    a[name] = a.get(name, 0.0) + w * e
-            for name, key in (("fa", "frame_logit_audio"), ("fv", "frame_logit_video")):
-                if key in res:
-                    a[name].append(M.sigmoid(res[key][j][:k]))
-            a["fla"].append(it["frame_label_audio"][:k])
-            a["flv"].append(it["frame_label_video"][:k])
-            a["w"] += w
-        pending.clear()
+    def clip_windows() -> Iterator[Window]:
+        for i, rec in enumerate(bar):
+            try:
+                sample = _load_sample(cache_dir, rec)
+            except Exception as e:  # one bad file must not abort the evaluation
+                out.failures.append({"video_id": rec.video_id, "reason": f"{type(e).__name__}: {e}"[:300]})
+                continue
+            frames = sample["frames"]
+            if frames.shape[0] and frames.shape[1] != inf.face_size:
+                frames = _resize_frames(frames, inf.face_size)
+            n = int(frames.shape[0])
+            samples[i] = {k: sample[k][:n] for k in ("frame_label_audio", "frame_label_video")}
+            windows[i] = []
+            yield from inf.cut(frames, sample["logmel"], tag=i)
 
     bar = tqdm(records, desc=desc, unit="clip", disable=not progress, leave=False, file=sys.stderr)
-    order: list[int] = []
-    for i, rec in enumerate(bar):
-        try:
-            sample = _load_sample(cache_dir, rec)
-        except Exception as e:  # one bad file must not abort the evaluation
-            out.failures.append({"video_id": rec.video_id, "reason": f"{type(e).__name__}: {e}"[:300]})
-            continue
-        acc[i] = {"p": 0.0, "p_audio": 0.0, "p_video": 0.0, "w": 0, "fa": [], "fv": [], "fla": [], "flv": []}
-        order.append(i)
-        for win in _windows(sample, T, mpf, int(cfg.preprocess.face_size), pad_logmel):
-            win["_i"], win["_rec"] = i, rec
-            pending.append(win)
-            if len(pending) >= batch_size:
-                flush()
-    flush()
+    for s in inf.score(clip_windows()):
+        windows[s.window.tag].append(s)
     bar.close()
 
+    order = list(windows)
     for i in order:
-        a, rec = acc[i], records[i]
-        w = max(a["w"], 1)
+        ws, rec = windows[i], records[i]
+        w = np.array([max(s.num_frames, 1) for s in ws], dtype=np.float64)   # (W,) real frames per window
         out.records.append(rec)
-        out.frame_audio.append(np.concatenate(a["fa"]) if a["fa"] else np.zeros(0))
-        out.frame_video.append(np.concatenate(a["fv"]) if a["fv"] else np.zeros(0))
-        out.frame_label_audio.append(np.concatenate(a["fla"]))
-        out.frame_label_video.append(np.concatenate(a["flv"]))
+        out.frame_audio.append(np.concatenate([s.frame_audio for s in ws]))
+        out.frame_video.append(np.concatenate([s.frame_video for s in ws]))
+        out.frame_label_audio.append(samples[i]["frame_label_audio"].astype(np.float32))
+        out.frame_label_video.append(samples[i]["frame_label_video"].astype(np.float32))
         out.fps.append(float(rec.fps or cfg.preprocess.fps))
-        for name in ("emb_fused", "emb_audio", "emb_video"):
-            if name in a:
-                out.emb.setdefault(name, []).append(a[name] / w)  # type: ignore[arg-type]
-    def clip_p(i: int, name: str) -> float:
-        if aggregation == "max":
-            return float(acc[i].get(name + "_max", 0.0))
-        return acc[i][name] / max(acc[i]["w"], 1)
-
-    out.p = np.array([clip_p(i, "p") for i in order])
-    out.p_audio = np.array([clip_p(i, "p_audio") for i in order])
-    out.p_video = np.array([clip_p(i, "p_video") for i in order])
+        for name in ws[0].emb:
+            out.emb.setdefault(name, []).append(aggregate_probs(np.stack([s.emb[name] for s in ws]), w))  # type: ignore[arg-type]
+    clip = [aggregate(windows[i], aggregation) for i in order]
+    out.p = np.array([c["p_fake"] for c in clip])
+    out.p_audio = np.array([c["p_audio_fake"] for c in clip])
+    out.p_video = np.array([c["p_video_fake"] for c in clip])
     out.emb = {k: np.stack(v) for k, v in out.emb.items()}  # type: ignore[arg-type]
     return out
 

@@ -182,13 +182,13 @@ def _csv(s: str) -> str:
 
 
 def _stage_prepare(cfg: RealRecipeConfig, forged: Path, cache: Path) -> dict[str, Any]:
-    from macbdf.cli import main as cli_main
+    from macbdf.data.prepare_cache import PrepareError, prepare_cache
     from macbdf_train.ablate import describe_data
 
-    argv = ["prepare", "--dataset", "lavdf", "--root", str(forged), "--out", str(cache), "--workers", str(cfg.workers)]
-    rc = cli_main(argv)
-    if rc not in (0, 1):
-        raise RecipeError(f"`macbdf {' '.join(argv)}` failed with exit code {rc}")
+    try:
+        prepare_cache("lavdf", forged, cache, workers=cfg.workers, progress=cfg.progress)
+    except PrepareError as e:
+        raise RecipeError(f"prepare failed: {e}") from None
     info = describe_data(cache)
     if "train" not in info["splits"] or "test" not in info["splits"]:
         raise RecipeError(f"prepared cache lacks a train or test split: {info['splits']}")

@@ -380,14 +380,13 @@ class _Logger:
 
 
 def _read_cache_preprocess(data_dir: Path) -> dict[str, Any] | None:
-    p = data_dir / "cache_config.json"
-    if not p.is_file():
-        return None
+    from macbdf.data.cache import CacheError, load_cache_config
+
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainError(f"corrupt {p}: {e}") from None
-    return d if isinstance(d, dict) else None
+        pre = load_cache_config(data_dir)
+    except CacheError as e:
+        raise TrainError(str(e)) from None
+    return None if pre is None else pre.to_dict()
 
 
 class _Trainer:
@@ -420,7 +419,9 @@ class _Trainer:
 
         cfg = self.cfg
         data = Path(cfg.data)
-        if not (data / "manifest.jsonl").is_file():
+        from macbdf.data.cache import manifest_files
+
+        if not manifest_files(data):   # merged, or the manifests of unmerged `prepare --shard` jobs
             raise TrainError(f"not a prepared cache (no manifest.jsonl): {data}; run `macbdf prepare` first")
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
         try:
@@ -446,7 +447,7 @@ class _Trainer:
         self.criterion.to(self.device)
 
         from macbdf.data.dataset import CacheDataset
-        from macbdf.media.cache import CacheError
+        from macbdf.data.cache import CacheError
 
         T = int(self.model_cfg.num_frames)
         face = int(self.model_cfg.preprocess.face_size)
@@ -749,6 +750,7 @@ class _Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:
+        from macbdf.inference import sigmoid   # the detector's and evaluate's logits -> probabilities
         from macbdf.metrics.sample import best_threshold, binary_metrics, roc_auc
 
         n = len(self.val_ds)
@@ -784,7 +786,7 @@ class _Trainer:
         allr = D.all_gather_rows(local).cpu().numpy()
         allr = allr[np.argsort(allr[:, 0], kind="stable")]
         logit, la, lv, y, ya, yv = (allr[:, i] for i in range(1, 7))
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60)))
+        prob = sigmoid(logit)
         thr = best_threshold(y, prob, "acc")
         thr = float(thr) if math.isfinite(float(thr)) else 0.5
         m = binary_metrics(y, prob, threshold=thr)
@@ -799,8 +801,8 @@ class _Trainer:
             "val/eer": float(m["eer"]),
             "val/bce": bce,
             # per-modality AUC over the samples whose track label is known (unknown = -1)
-            "val/audio_auc": float(roc_auc(ya[ya >= 0], 1.0 / (1.0 + np.exp(-np.clip(la[ya >= 0], -60, 60))))),
-            "val/video_auc": float(roc_auc(yv[yv >= 0], 1.0 / (1.0 + np.exp(-np.clip(lv[yv >= 0], -60, 60))))),
+            "val/audio_auc": float(roc_auc(ya[ya >= 0], sigmoid(la[ya >= 0]))),
+            "val/video_auc": float(roc_auc(yv[yv >= 0], sigmoid(lv[yv >= 0]))),
         }
 
     def _do_eval(self, pbar: Any) -> None:

@@ -39,7 +39,7 @@ def test_corpus_split_keeps_every_deepfaked_identity_out_of_training() -> None:
 @pytest.mark.slow
 def test_recipe_end_to_end_on_a_slice(tmp_path: Path) -> None:
     from macbdf.calibration import read_calibration
-    from macbdf.media.cache import read_cache_manifest
+    from macbdf.data.cache import read_cache_manifest
     from macbdf.modelcard import read_card
     from macbdf_train.real_recipe import RealRecipeConfig, run_real_recipe
 

@@ -226,7 +226,7 @@ def test_determinism_workers_and_resume(forged, src_dir, tmp_path, forge_kw):
 
 def test_prepare_reads_lavdf_output(forged, tmp_path):
     from macbdf.cli import main
-    from macbdf.media.cache import read_cache_manifest, read_sample
+    from macbdf.data.cache import read_cache_manifest, read_sample
 
     out, _ = forged
     info = _info(out)

@@ -86,7 +86,7 @@ def test_fuzz_detect(det, mutants: list[Path]) -> None:
 def test_fuzz_prepare(mutants: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from macbdf.cli import main
     from macbdf.data.manifest import read_manifest
-    from macbdf.media.cache import read_failures, verify_sample
+    from macbdf.data.cache import read_failures, verify_sample
 
     out = tmp_path / "cache"
     rc = main(["prepare", "--dataset", "folder", "--root", str(mutants[0].parent), "--out", str(out), "--quiet",
@@ -122,7 +122,7 @@ def test_fuzz_server(det, mutants: list[Path], tmp_path: Path) -> None:
 
 def test_fuzz_cache_sample(tmp_path: Path) -> None:
     from macbdf.data.dataset import CacheDataset
-    from macbdf.media.cache import CacheError, read_sample, verify_sample
+    from macbdf.data.cache import CacheError, read_sample, verify_sample
 
     cache = write_cache(tmp_path / "c", n_train=2, n_val=0)
     rec = json.loads((cache / "manifest.jsonl").read_text().splitlines()[0])

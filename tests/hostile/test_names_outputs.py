@@ -32,7 +32,7 @@ def bad_name_dir(clip_dir: Path, tmp_path: Path) -> Path:
 
 def test_prepare_survives_a_non_utf8_name(bad_name_dir: Path, tmp_path: Path) -> None:
     from macbdf.data.manifest import read_manifest
-    from macbdf.media.cache import read_sample
+    from macbdf.data.cache import read_sample
 
     out = tmp_path / "cache"
     assert main(["prepare", "--dataset", "folder", "--root", str(bad_name_dir), "--out", str(out), "--quiet"]) == 0
@@ -174,11 +174,11 @@ def test_cache_and_checkpoint_files_follow_the_umask(tmp_path: Path) -> None:
 
     from macbdf import create_model
     from macbdf.checkpoint import save_model
-    from macbdf.media.cache import write_cache_config
+    from macbdf.data.cache import write_cache_config
     from macbdf.config import PreprocessConfig
 
     from macbdf.data.manifest import SampleRecord
-    from macbdf.media.cache import write_sample
+    from macbdf.data.cache import write_sample
     from macbdf.media.prepare import PreparedClip
     import numpy as np
 

@@ -113,7 +113,7 @@ def test_die_with_parent_in_a_grandchild(tmp_path: Path) -> None:
     code = (
         "import os, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', "
-        "'import os, time; from macbdf.commands.prepare import die_with_parent; "
+        "'import os, time; from macbdf.data.prepare_cache import die_with_parent; "
         "die_with_parent(os.getppid()); print(os.getpid(), flush=True); time.sleep(120)'], stdout=subprocess.PIPE)\n"
         "print(child.stdout.readline().decode().strip(), flush=True)\n"
         "time.sleep(120)\n"

@@ -14,7 +14,7 @@ import torch
 from hostile_media import rewrite_sample, write_cache
 
 from macbdf.checkpoint import load_model
-from macbdf.media.cache import CacheError, read_sample, verify_sample
+from macbdf.data.cache import CacheError, read_sample, verify_sample
 from macbdf_train.trainer import TrainConfig, TrainError, train
 
 
@@ -74,7 +74,7 @@ def test_bad_samples_are_skipped_and_logged(tmp_path: Path) -> None:
     os.unlink(cache / val_rows[0]["file"])
     p = cache / train_rows[2]["file"]
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-    from macbdf.media.cache import tensor_checksum
+    from macbdf.data.cache import tensor_checksum
 
     def inf_logmel(t: dict) -> None:
         t["logmel"][:] = np.inf

@@ -12,7 +12,7 @@ from macbdf.cli import main
 from macbdf.config import PreprocessConfig
 from macbdf.data.audit import audit_records, feature_gaps, grouped_cv_auc
 from macbdf.data.manifest import SampleRecord
-from macbdf.media import cache
+from macbdf.data import cache
 from macbdf.media.audio import log_mel_spectrogram, silence_profile
 
 

@@ -11,7 +11,7 @@ import torch
 from macbdf.cli import main
 from macbdf.config import PreprocessConfig
 from macbdf.data.dataset import CacheDataset, collate
-from macbdf.media import cache
+from macbdf.data import cache
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,19 @@ def test_bad_usage_exit_2(tmp_path, capsys):
     assert main(["prepare", "--dataset", "nosuchdataset", "--root", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_library_call_raises_one_line_usage_errors(dataset_dir, tmp_path):
+    """`prepare_cache` is the library behind the command: usage errors are `PrepareError`, no exit codes."""
+    from macbdf.data.prepare_cache import PrepareError, prepare_cache
+
+    with pytest.raises(PrepareError, match="--root not found"):
+        prepare_cache("manifest", tmp_path / "nope.jsonl", tmp_path / "c", progress=False)
+    with pytest.raises(PrepareError, match="0 <= K < N"):
+        prepare_cache("manifest", dataset_dir, tmp_path / "c", shard=(3, 3), progress=False)
+    info = prepare_cache("manifest", dataset_dir, tmp_path / "c", cfg=PreprocessConfig(face_size=32), limit=1,
+                         shard=(0, 1), progress=False)
+    assert info["prepared"] == 1 and info["shard"] == "0/1" and info["manifest_file"] == "manifest-0-of-1.jsonl"
 
 
 def test_parallel_workers_match_serial(dataset_dir, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from macbdf.cli import main
-from macbdf.media import cache
+from macbdf.data import cache
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 """Fixtures for the trainer tests: a tiny learnable cache written with the cache writer itself.
 
-The samples go through `macbdf.media.cache.write_sample` (the function `macbdf prepare` uses), so the
+The samples go through `macbdf.data.cache.write_sample` (the function `macbdf prepare` uses), so the
 tests read exactly the cache format, without paying for video decoding and face detection. Fake video
 tracks carry a bright block in the face crops and fake audio tracks a loud mel band, so a tiny model
 can learn the task.
@@ -20,7 +20,7 @@ CATS = ("RVRA", "RVFA", "FVRA", "FVFA")
 
 
 def write_cache(root: Path, n_train: int = 24, n_val: int = 12, seed: int = 0) -> Path:
-    from macbdf.media.cache import write_cache_config, write_jsonl, write_sample
+    from macbdf.data.cache import write_cache_config, write_jsonl, write_sample
     from macbdf.media.prepare import PreparedClip
 
     rng = np.random.default_rng(seed)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from macbdf.data.audit import audit_cache, format_audit
     from macbdf.data.manifest import ManifestError
-    from macbdf.media.cache import CacheError
+    from macbdf.data.cache import CacheError
     from macbdf.metrics import jsonable
 
     if args.folds < 2 or args.permutations < 0:

@@ -64,7 +64,7 @@ def clip_features(rec: SampleRecord, cache_dir: str | os.PathLike | None = None,
     media = dict((rec.extra or {}).get("media") or {})
     if cache_dir is not None and any(k not in media for k in _SILENCE_KEYS):
         from macbdf.media.audio import silence_profile
-        from macbdf.media.cache import CacheError, read_sample
+        from macbdf.data.cache import CacheError, read_sample
 
         try:
             media.update(silence_profile(read_sample(cache_dir, rec)["logmel"], cfg or PreprocessConfig()))
@@ -229,7 +229,7 @@ def audit_cache(cache_dir: str | os.PathLike, split: str | None = None, folds: i
         >>> audit_cache("cache/fakeavceleb")["features"]["leading_silence_s"]["auc"]   # doctest: +SKIP
         0.97
     """
-    from macbdf.media.cache import load_cache_config, read_cache_manifest
+    from macbdf.data.cache import load_cache_config, read_cache_manifest
 
     cfg = load_cache_config(cache_dir) or PreprocessConfig()
     recs = [r for r in read_cache_manifest(cache_dir) if r.file and (split is None or r.split == split)]

@@ -47,11 +47,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset
 
 from macbdf.config import PreprocessConfig
+from macbdf.data.cache import CacheError, load_cache_config, read_cache_manifest, read_window, verify_sample
 from macbdf.data.manifest import SampleRecord
+from macbdf.data.windows import pad_window, silence_logmel
 from macbdf.data.methods import build_modality_vocabs, modality_methods
 
 __all__ = ["CacheDataset", "collate", "build_method_vocab", "AUGMENTATIONS", "parse_augment"]
@@ -126,8 +127,6 @@ class CacheDataset(Dataset):
                  eval_window: str = "center", records: Sequence[SampleRecord] | None = None,
                  augment: str | Sequence[str] | None = None, verify: bool = True,
                  modality_vocabs: tuple[dict[str, int], dict[str, int]] | None = None):
-        from macbdf.media.cache import load_cache_config, read_cache_manifest
-
         self.cache_dir = Path(cache_dir)
         self.cfg = load_cache_config(self.cache_dir) or PreprocessConfig()
         recs = list(records) if records is not None else read_cache_manifest(self.cache_dir)
@@ -148,7 +147,7 @@ class CacheDataset(Dataset):
         vv, av = modality_vocabs if modality_vocabs is not None else build_modality_vocabs(self.records)
         self.video_method_vocab, self.audio_method_vocab = dict(vv), dict(av)
         self.mel_per_frame = self.cfg.mel_per_frame
-        self.pad_logmel = float(np.log(self.cfg.log_eps))   # padding reads as silence
+        self.pad_logmel = silence_logmel(self.cfg)   # padding reads as silence
         self.verify = bool(verify)
         self._verified: set[str] = set()
 
@@ -184,18 +183,14 @@ class CacheDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, Any]:
         """One window; a sample that cannot be used (missing, unreadable, damaged, NaN/Inf) gives
         ``{"bad_sample": file, "reason": one line}`` instead, which `collate` drops and reports."""
-        from macbdf.media.cache import CacheError
-
         rec = self.records[idx]
         try:
             return self._load(rec)
-        except (CacheError, OSError, ValueError, RuntimeError, SafetensorError) as e:
+        except (CacheError, OSError, ValueError, RuntimeError) as e:
             reason = " ".join(str(e).split())[:300] or type(e).__name__
             return {"bad_sample": str(rec.file), "reason": reason, "video_id": rec.video_id}
 
     def _load(self, rec: SampleRecord) -> dict[str, Any]:
-        from macbdf.media.cache import CacheError, verify_sample
-
         T, mpf = self.num_frames, self.mel_per_frame
         path = self.cache_dir / rec.file
         if self.verify and rec.file not in self._verified:
@@ -203,30 +198,22 @@ class CacheDataset(Dataset):
             # finite values; later windows of it are read as slices.
             verify_sample(path)
             self._verified.add(rec.file)
-        with safe_open(str(path), framework="pt") as f:
-            n = int(f.get_slice("frames").get_shape()[0])
-            s = self._start(n)
-            e = min(n, s + T)
-            frames = f.get_slice("frames")[s:e]                       # (t, S, S, 3) uint8
-            logmel = f.get_slice("logmel")[s * mpf: e * mpf]          # (t * mpf, M) float16
-            flv = f.get_slice("frame_label_video")[s:e]
-            fla = f.get_slice("frame_label_audio")[s:e]
-        t = e - s
-        if not bool(torch.isfinite(logmel).all()):   # also without verification: never train on NaN/Inf
+        win = read_window(path, T, mpf, self._start)
+        s = win.start
+        if not np.isfinite(win.logmel).all():   # also without verification: never train on NaN/Inf
             raise CacheError(f"sample file {path} holds non-finite values in 'logmel'")
-        video = frames.permute(0, 3, 1, 2).float().div_(255.0)        # (t, 3, S, S)
-        if self.face_size is not None and video.shape[-1] != self.face_size:
-            video = F.interpolate(video, size=(self.face_size, self.face_size), mode="bilinear",
-                                  align_corners=False, antialias=True).clamp_(0.0, 1.0)
-        S = video.shape[-1]
-        out_video = torch.zeros(T, 3, S, S)
-        out_video[:t] = video
-        audio = torch.full((T * mpf, logmel.shape[1]), self.pad_logmel)
-        audio[: logmel.shape[0]] = logmel.float()
-        mask = torch.zeros(T, dtype=torch.bool)
-        mask[:t] = True
+        w = pad_window(win.frames, win.logmel, T, mpf, self.pad_logmel)   # the padding of evaluation/detection
+        t = w.length
+        out_video = torch.from_numpy(w.video).permute(0, 3, 1, 2).contiguous().float().div_(255.0)  # (T, 3, S, S)
+        if self.face_size is not None and out_video.shape[-1] != self.face_size:
+            out_video = F.interpolate(out_video, size=(self.face_size, self.face_size), mode="bilinear",
+                                      align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        audio = torch.from_numpy(w.audio)                                # (T * mpf, M) float32
+        mask = torch.from_numpy(w.mask)
         if self.augment and t > 0:
-            self._augment(out_video[:t], audio[: logmel.shape[0]])
+            self._augment(out_video[:t], audio[: min(int(win.logmel.shape[0]), t * mpf)])
+        flv = torch.from_numpy(win.frame_label_video)
+        fla = torch.from_numpy(win.frame_label_audio)
         flv_t = torch.zeros(T)
         flv_t[:t] = flv.float()
         fla_t = torch.zeros(T)

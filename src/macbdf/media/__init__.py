@@ -1,4 +1,4 @@
-"""Media pipeline: decode (PyAV), face track (OpenCV), log-mel (Eq. 1), per-file API, cache.
+"""Media pipeline: decode (PyAV), face track (OpenCV), log-mel (Eq. 1), per-file API (the cache is `macbdf.data.cache`).
 
 Example:
     >>> from macbdf.media import prepare_file, PreprocessConfig   # doctest: +SKIP

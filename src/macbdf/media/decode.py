@@ -415,17 +415,19 @@ def _yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: np.ndarray)
 _T = TypeVar("_T")
 
 
-def read_ahead(it: Iterator[_T], depth: int = 8) -> Iterator[_T]:
+def read_ahead(it: Iterator[_T], depth: int = 8, stats: dict[str, float] | None = None) -> Iterator[_T]:
     """Run iterator ``it`` in a background thread, at most ``depth`` items ahead of the consumer.
 
     PyAV releases the GIL while demuxing and decoding, so the next frames are decoded while the
-    caller runs face detection and crops (on 2 cores this hides most of the decode time). The
-    iterator is closed in its own thread when the consumer stops early; exceptions are re-raised
-    in the consumer.
+    caller runs face detection and crops (on 2 cores this hides most of the decode time); the
+    detector prepares its next windows while the model runs. The iterator is closed in its own
+    thread when the consumer stops early (after the item it is producing); exceptions are re-raised
+    in the consumer. ``stats["busy_s"]`` (when given) adds up the producer's working time.
 
     Example:
-        >>> list(read_ahead(iter(range(5)), depth=2))
-        [0, 1, 2, 3, 4]
+        >>> st = {}
+        >>> list(read_ahead(iter(range(5)), depth=2, stats=st)), st["busy_s"] >= 0
+        ([0, 1, 2, 3, 4], True)
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -439,9 +441,20 @@ def read_ahead(it: Iterator[_T], depth: int = 8) -> Iterator[_T]:
                 continue
         return False
 
+    if stats is not None:
+        stats.setdefault("busy_s", 0.0)
+
     def produce() -> None:
         try:
-            for item in it:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                finally:
+                    if stats is not None:
+                        stats["busy_s"] += time.perf_counter() - t0
                 if not put(("item", item)):
                     break
         except BaseException as e:  # noqa: BLE001 - handed to the consumer thread

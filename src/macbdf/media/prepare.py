@@ -417,7 +417,7 @@ def trim_leading_silence(clip: PreparedClip, cfg: PreprocessConfig) -> PreparedC
     is cut by the nearest whole frame count, so audio and video shift by at most half a frame
     (20 ms) against each other; the log-mel is padded with silence (or cut) at the end to keep
     ``mel_per_frame`` rows per frame. ``info["trimmed_leading_s"]`` records the video cut, which
-    `macbdf.media.cache.write_sample` subtracts from the record's fake periods. A clip without audio
+    `macbdf.data.cache.write_sample` subtracts from the record's fake periods. A clip without audio
     (or wholly silent) is left as it is.
 
     Example:

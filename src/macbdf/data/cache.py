@@ -1,4 +1,9 @@
-"""The prepared-sample cache (format fixed in docs/architecture.md).
+"""The prepared-sample cache (format fixed in docs/architecture.md); the only reader and writer of its files.
+
+Everything that opens a cache goes through here: the manifests (:func:`read_cache_manifest`, merged
+or not), ``cache_config.json`` (:func:`load_cache_config`) and the sample files (:func:`read_sample`
+for a whole sample, :func:`read_window` for a memory-mapped slice). ``macbdf prepare`` writes with
+:func:`write_sample`, :func:`write_cache_config` and :func:`write_jsonl`.
 
 Layout of ``CACHE_DIR``::
 
@@ -28,7 +33,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from safetensors import safe_open
@@ -41,7 +48,7 @@ from macbdf.filemode import chmod_like_new_file
 __all__ = ["CacheError", "id_bytes", "tensor_checksum", "verify_sample", "clean_stale_temp_files", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
            "load_cache_config", "write_cache_config", "check_cache_config", "read_cache_manifest",
            "read_failures", "manifest_name", "failures_name", "merge_shards", "rebuild_manifest",
-           "write_jsonl", "SHARD_BUCKETS"]
+           "write_jsonl", "SHARD_BUCKETS", "manifest_files", "read_window", "SampleWindow"]
 
 SHARD_BUCKETS = 1000          # shards/000 .. shards/999: keeps folders small on 100k-sample datasets
 CACHE_FORMAT_VERSION = "1"
@@ -229,14 +236,23 @@ def read_sample(cache_dir: str | os.PathLike, record: SampleRecord | dict[str, A
     return tensors
 
 
-def _read_all(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+@contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """``safe_open`` of a sample file whose errors are one-line `CacheError`s naming the file."""
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            yield f
     except FileNotFoundError:
         raise CacheError(f"sample file missing: {path}") from None
+    except CacheError:
+        raise
     except Exception as e:  # safetensors raises its own error types for corrupt headers
         raise CacheError(f"unreadable sample file {path}: {' '.join(str(e).split())[:200]}") from None
+
+
+def _read_all(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    with _open(path) as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def verify_sample(path: str | os.PathLike) -> bool:
@@ -252,6 +268,41 @@ def verify_sample(path: str | os.PathLike) -> bool:
     p = Path(path)
     tensors, meta = _read_all(p)
     return _check(p, tensors, meta)
+
+
+@dataclass
+class SampleWindow:
+    """Frames ``start:start + length`` of one sample (numpy arrays: only these bytes were read)."""
+
+    num_frames: int              # frames of the whole sample
+    start: int                   # first frame of the window
+    frames: np.ndarray           # uint8   (t, S, S, 3)
+    logmel: np.ndarray           # float16 (t * mel_per_frame, n_mels) (shorter if the audio is)
+    frame_label_video: np.ndarray  # uint8 (t,)
+    frame_label_audio: np.ndarray  # uint8 (t,)
+
+
+def read_window(path: str | os.PathLike, length: int, mel_per_frame: int,
+                start: Callable[[int], int] = lambda n: 0) -> SampleWindow:
+    """Read ``length`` frames of a sample file, from ``start(num_frames)``, without reading the rest.
+
+    Only the window's bytes are read (safetensors slices). No checksum: `verify_sample` checks a
+    whole file. Raises `CacheError` (one line naming the file) for a missing or unreadable file.
+
+    Example:
+        >>> w = read_window("cache/shards/123/clip-0a1b2c3d4e.safetensors", 16, 4)   # doctest: +SKIP
+        >>> w.frames.shape, w.logmel.shape                                            # doctest: +SKIP
+        ((16, 96, 96, 3), (64, 64))
+    """
+    p = Path(path)
+    with _open(p) as f:
+        n = int(f.get_slice("frames").get_shape()[0])
+        s = int(start(n))
+        e = min(n, s + int(length))
+        return SampleWindow(num_frames=n, start=s, frames=f.get_slice("frames")[s:e],
+                            logmel=f.get_slice("logmel")[s * mel_per_frame: e * mel_per_frame],
+                            frame_label_video=f.get_slice("frame_label_video")[s:e],
+                            frame_label_audio=f.get_slice("frame_label_audio")[s:e])
 
 
 # Temporary names of the atomic writers (cache samples/configs, manifests): ".NAME.XXXXXXXX.tmp".
@@ -285,11 +336,8 @@ def clean_stale_temp_files(cache_dir: str | os.PathLike, older_than_s: float = 0
 
 def read_sample_record(path: str | os.PathLike) -> SampleRecord:
     """The manifest record stored in a sample file's metadata (reads only the header)."""
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-    except Exception as e:
-        raise CacheError(f"unreadable sample file {path}: {e}") from None
+    with _open(Path(path)) as f:
+        meta = f.metadata() or {}
     if "record" not in meta:
         raise CacheError(f"sample file without a record: {path}")
     return SampleRecord.from_dict(json.loads(meta["record"]))
@@ -349,17 +397,28 @@ def _shard_files(cache_dir: Path, kind: str) -> list[Path]:
     return out
 
 
+def manifest_files(cache_dir: str | os.PathLike) -> list[Path]:
+    """The manifests of a cache: ``manifest.jsonl`` (when merged) and any ``manifest-K-of-N.jsonl``.
+
+    An empty list means the folder is not a prepared cache.
+    """
+    d = Path(cache_dir)
+    return ([d / "manifest.jsonl"] if (d / "manifest.jsonl").is_file() else []) + _shard_files(d, "manifest")
+
+
 def read_cache_manifest(cache_dir: str | os.PathLike) -> list[SampleRecord]:
     """Every prepared sample of a cache: ``manifest.jsonl`` plus any unmerged shard manifests.
 
-    Records are de-duplicated by ``video_id`` (first occurrence wins).
+    Records are de-duplicated by ``video_id`` (first occurrence wins). Training, evaluation, the
+    audit and the model card all read a cache's records here, so an unmerged ``prepare --shard``
+    cache works everywhere.
 
     Raises:
         CacheError: no manifest at all.
         ManifestError: a malformed line (names file and line).
     """
     d = Path(cache_dir)
-    files = ([d / "manifest.jsonl"] if (d / "manifest.jsonl").exists() else []) + _shard_files(d, "manifest")
+    files = manifest_files(d)
     if not files:
         raise CacheError(f"no manifest.jsonl in {d} (run `macbdf prepare --out {d}` first)")
     seen: set[str] = set()
