@@ -220,12 +220,7 @@ def _stage_synth(cfg: DemoConfig, synth_dir: Path) -> dict[str, Any]:
     opts = dict(cfg.synth_opts)
     opts.setdefault("workers", cfg.workers)
     opts.setdefault("num_identities", max(60, -(-cfg.num_clips // 4)))   # one identity per block of 4 clips
-    try:
-        generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
-    except TypeError:
-        # an option this synth version does not take: retry with the documented core arguments
-        opts.pop("workers", None)
-        generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
+    generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
     p = synth_dir / "synth_info.json"
     info = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
     return {"dir": str(synth_dir), "settings": info.get("settings"),

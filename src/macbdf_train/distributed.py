@@ -32,7 +32,6 @@ __all__ = [
     "barrier",
     "all_reduce_sum",
     "all_gather_rows",
-    "broadcast_int",
     "ranks_agree",
     "shard_epoch",
 ]
@@ -118,15 +117,6 @@ def all_gather_rows(t: Tensor) -> Tensor:
     bufs = [torch.empty_like(full) for _ in range(world)]
     dist.all_gather(bufs, full)
     return torch.cat([b[:c] for b, c in zip(bufs, counts)], 0)
-
-
-def broadcast_int(x: int, device: torch.device) -> int:
-    """Rank 0's value of ``x`` on every rank."""
-    if not is_distributed():
-        return x
-    t = torch.tensor([x], dtype=torch.long, device=device)
-    dist.broadcast(t, 0)
-    return int(t.item())
 
 
 @torch.no_grad()

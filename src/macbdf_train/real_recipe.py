@@ -277,23 +277,16 @@ def silent_copy(src: Path, dst: Path) -> Path:
     """``dst``: the video stream of ``src`` copied packet by packet, no audio (no re-encode)."""
     import av
 
-    from macbdf.checkpoint import _tmp_path  # the one temp-file-then-replace convention
+    from macbdf.filemode import atomic_write  # the one temp-file-then-replace convention
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(dst)
-    try:
-        with av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
-            vin = inp.streams.video[0]
-            vout = out.add_stream_from_template(vin)
-            for pkt in inp.demux(vin):
-                if pkt.dts is None:
-                    continue
-                pkt.stream = vout
-                out.mux(pkt)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(dst) as tmp, av.open(str(src)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for pkt in inp.demux(vin):
+            if pkt.dts is None:
+                continue
+            pkt.stream = vout
+            out.mux(pkt)
     return dst
 
 
