@@ -42,7 +42,7 @@ class TrainConfig:
     model: str = setting("small", help="named model config (tiny, small, base, ...)", metavar="NAME")
     resume: bool = setting(False, help="continue the run in RUN_DIR from its last checkpoint")
     epochs: int | None = setting(None, help="passes over the training split", default_text="10", group="length")
-    steps: int | None = setting(None, help="optimizer steps (instead of --epochs)", group="length")
+    steps: int | None = setting(None, help="optimizer steps (when given, instead of epochs)", group="length")
     batch_size: int = setting(16, help="samples per step per process")
     lr: float = setting(1e-3, help="peak learning rate")
     weight_decay: float = setting(0.05, help="AdamW weight decay on matrices")
