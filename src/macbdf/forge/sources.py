@@ -11,7 +11,7 @@
 
 Example:
     >>> assign_splits(["a", "b", "c", "d"], (0.5, 0.25, 0.25), seed=0)
-    {'a': 'train', 'b': 'val', 'c': 'train', 'd': 'test'}
+    {'a': 'test', 'b': 'train', 'c': 'val', 'd': 'train'}
 """
 from __future__ import annotations
 
