@@ -11,6 +11,8 @@ TORCH ?= torch==2.13.0
 DEMO_OUT ?= demo_out
 PYTEST_ARGS ?=
 
+BENCH_FLAGS = $(if $(BENCH_RESULTS),--write-results $(BENCH_RESULTS))
+
 .PHONY: install install-test browser demo test bench clean
 
 $(PY):
@@ -45,11 +47,12 @@ demo: install
 test: install-test browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# prints the figures; `make bench BENCH_RESULTS=FILE` also writes each script's section of FILE
 bench: install
-	$(PY) benchmarks/prepare_speed.py
-	$(PY) benchmarks/model_speed.py
-	$(PY) benchmarks/pareto_overhead.py
-	$(PY) benchmarks/detect_speed.py
+	$(PY) benchmarks/prepare_speed.py $(BENCH_FLAGS)
+	$(PY) benchmarks/model_speed.py $(BENCH_FLAGS)
+	$(PY) benchmarks/pareto_overhead.py $(BENCH_FLAGS)
+	$(PY) benchmarks/detect_speed.py $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

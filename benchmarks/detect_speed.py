@@ -13,11 +13,11 @@ while detecting generated 1-minute and 10-minute videos (320x180): flat memory m
 are about equal (target < 1.5 GB).
 
 The model is randomly initialised (speed does not depend on the weights) unless --checkpoint is
-given. Results go into the ``## detect_speed`` section of benchmarks/RESULTS.md (--no-write to skip).
+given. Prints the results; ``--write-results FILE`` also puts them into FILE's ``## detect_speed`` section.
 
 Usage:
     python benchmarks/detect_speed.py [--model small] [--checkpoint DIR] [--repeats 3]
-        [--long-minutes 10] [--device cpu] [--no-write]
+        [--long-minutes 10] [--device cpu] [--write-results FILE]
 Last line: ``detect_over_decode_ratio: X``.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from _results import add_results_flag, write_section
+
 SECTION = "## detect_speed"
 
 
@@ -154,22 +155,6 @@ def measure_memory(args: argparse.Namespace, video: Path) -> dict:
 
 
 # ---------------------------------------------------------------- results file
-def write_section(text: str) -> None:
-    """Replace (or append) our own section of RESULTS.md; other sections are left as they are."""
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        new = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".RESULTS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-    os.replace(tmp, RESULTS)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="small", help="named config when no --checkpoint (default small)")
@@ -179,7 +164,7 @@ def main() -> None:
                     help="torch intra-op threads (default: torch's choice; 1 is faster on a busy shared CPU)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--long-minutes", type=float, default=10.0)
-    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    add_results_flag(ap, SECTION)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -273,8 +258,8 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print("\n".join(lines[:-3]))
-    if not args.no_write:
-        write_section(text)
+    if args.write_results:
+        write_section(args.write_results, SECTION, text)
     print(f"detect_over_decode_ratio: {ratio:.2f}")
 
 

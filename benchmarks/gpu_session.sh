@@ -31,7 +31,7 @@ timeout 120 python3 -m macbdf train --data /tmp/d/cache --model base --out /tmp/
     --device "$DEVICE" --workers 8 --eval-every 100 --no-progress --json > "$OUT/base_summary.json" 2> /tmp/base.log
 echo "base rc=$? wall=$(( $(date +%s) - t1 ))s" | tee -a "$OUT/gpu.txt"
 # 3) OM-Pareto overhead for base on the GPU
-timeout 60 python3 benchmarks/pareto_overhead.py --model base --device "$DEVICE" --batch-size 16 --repeats 10 --no-write \
+timeout 60 python3 benchmarks/pareto_overhead.py --model base --device "$DEVICE" --batch-size 16 --repeats 10 \
     > "$OUT/pareto_base.txt" 2>&1
 echo "pareto rc=$?" | tee -a "$OUT/gpu.txt"
 tail -c 20000 /tmp/demo.log > "$OUT/demo_tail.log"; tail -c 8000 /tmp/base.log > "$OUT/base_tail.log"

@@ -11,8 +11,8 @@ Targets on 2 cores: ``small`` <= 0.05 s forward per second of video with peak <=
 slower per video-second than the public BA-TFD+ (0.29 s, measured on this machine kind by issue 3).
 
 Usage:
-    python benchmarks/model_speed.py                    # tiny, small, base; writes benchmarks/RESULTS.md
-    python benchmarks/model_speed.py --configs small --no-write --json
+    python benchmarks/model_speed.py                    # tiny, small, base; prints the table
+    python benchmarks/model_speed.py --configs small --json --write-results /tmp/R.md
 
 The last line printed is ``small_forward_s_per_video_s: X``.
 """
@@ -24,9 +24,9 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _results import add_results_flag, write_section
 
 CLIP_FRAMES = 512          # 20.48 s at 25 fps
 FACE = 96
@@ -191,21 +191,6 @@ def verdicts(rows: list[dict]) -> list[str]:
     return out
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) this benchmark's own section of RESULTS.md, atomically."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(SECTION + "\n")
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[nxt + 1:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".RESULTS.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", nargs="+", default=["tiny", "small", "base"])
@@ -223,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="windows of the clip stacked per forward (1 = one window at a time, the headline)")
     ap.add_argument("--train-windows", type=int, default=4,
                     help="windows timed for forward+backward (scaled to per video-second)")
-    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    add_results_flag(ap, SECTION)
     ap.add_argument("--json", action="store_true", help="also print the raw rows as JSON")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -250,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(n)
     if args.json:
         print(json.dumps(rows, indent=2))
-    if not args.no_write:
+    if args.write_results:
         body = (
             f"{SECTION}\n\nCPU, threads {', '.join(map(str, args.threads))}, fp32, batch 1 (one video; its windows "
             f"run {' or '.join(map(str, args.window_batch))} per forward), random weights; one "
@@ -263,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             f"torch, model, clip). 1-min load average at the end of the run: {load:.1f} on 2 cores shared with "
             f"other jobs, so wall times are upper bounds. Command: `python benchmarks/model_speed.py`.\n\n"
             f"{tab}\n\n" + "".join(f"- {n}\n" for n in notes))
-        write_section(Path(__file__).resolve().parent / "RESULTS.md", body)
+        write_section(args.write_results, SECTION, body)
     small = next((r for r in rows if r.get("config") == "small" and "error" not in r
                   and r["threads"] == args.threads[0] and r["window_batch"] == args.window_batch[0]), None)
     print(f"small_forward_s_per_video_s: {small['forward_s_per_video_s']:.4f}" if small

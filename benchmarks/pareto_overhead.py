@@ -14,7 +14,8 @@ sets torch's intra-op threads (default 1, so that other load on the machine dist
 Usage:
     python benchmarks/pareto_overhead.py [--model small] [--batch-size 8] [--repeats 15] [--threads 1]
 
-Writes the `## pareto_overhead` section of benchmarks/RESULTS.md; the last line printed is
+Prints the results (``--write-results FILE`` also puts them into FILE's `## pareto_overhead` section); the
+last line printed is
 `pareto_overhead_ratio: X`.
 """
 from __future__ import annotations
@@ -22,19 +23,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
+from _results import add_results_flag, write_section
 from macbdf.models.losses import MACBCriterion
 from macbdf.models.registry import create_model
 from macbdf.optim.pareto import UNIMODAL_KEYS_SAMPLE, OMPareto
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "pareto_overhead"
 
 
@@ -51,7 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0 = torch default)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    add_results_flag(ap, f"## {SECTION}")
     args = ap.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -136,7 +134,7 @@ def main() -> None:
           f"sample-only variant: wall {ratio_s:.3f}, CPU {ratio_s_cpu:.3f}")
     print(f"CPU s, medians: {breakdown} (the last ones: unimodal-gradient call per modality)")
 
-    if not args.no_write:
+    if args.write_results:
         body = (
             f"## {SECTION}\n\n"
             f"`python benchmarks/pareto_overhead.py --model {args.model} --batch-size {args.batch_size} "
@@ -158,22 +156,8 @@ def main() -> None:
             f"the fused multi-scale maps (Eq. 18), so `frame_video`'s gradient must go back through the video "
             f"multi-scale blocks to reach the video encoder; that pass is most of the overhead.\n"
         )
-        _write_section(body)
+        write_section(args.write_results, f"## {SECTION}", body)
     print(f"pareto_overhead_ratio: {ratio_s:.3f}")
-
-
-def _write_section(body: str) -> None:
-    """Replace (or append) this benchmark's own section of RESULTS.md, atomically."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    pat = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pat.search(text):
-        text = pat.sub(lambda _: body + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".RESULTS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, RESULTS)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ to a cache, i.e. what ``macbdf prepare`` does per video. Clips alternate decode/
 load changes on a shared machine hit both sides alike. The headline is the ratio (target <= 2.0).
 
 Clips: the real clips in ../shared/media when present (``--clips DIR`` to choose), else generated
-ones. Results are appended to benchmarks/RESULTS.md under ``## prepare_speed``.
+ones. Prints the results; ``--write-results FILE`` also puts them into FILE's ``## prepare_speed`` section.
 
 Usage:
-    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--no-write]
+    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--write-results FILE]
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from _results import add_results_flag, write_section
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import SampleRecord
 from macbdf.data.cache import write_sample
@@ -34,7 +35,6 @@ from macbdf.media.prepare import default_face_detector, prepare_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## prepare_speed"
 
 
@@ -89,26 +89,11 @@ def peak_rss_mb() -> float:
     return r / 1024.0 if sys.platform != "darwin" else r / 1024.0 / 1024.0
 
 
-def write_results(lines: list[str]) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join([SECTION, *lines]) + "\n"
-    if SECTION in text:
-        # Replace our own section only (up to the next "## " heading).
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, RESULTS)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=Path, default=None, help="folder of .mp4 clips (default ../shared/media)")
     ap.add_argument("--repeat", type=int, default=1, help="passes over the clips (times are summed)")
-    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    add_results_flag(ap, SECTION)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
@@ -170,8 +155,8 @@ def main() -> None:
         f"prepare_over_decode_ratio: {ratio:.2f}",
     ]
     print("\n".join(lines[:-1]))
-    if not args.no_write:
-        write_results(lines)
+    if args.write_results:
+        write_section(args.write_results, SECTION, "\n".join([SECTION, *lines]) + "\n")
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)

@@ -25,15 +25,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from macbdf.filemode import chmod_like_new_file
+from macbdf.filemode import atomic_write
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -53,7 +51,6 @@ __all__ = [
     "unwrap_model",
     "model_from_config",
     "atomic_write_text",
-    "chmod_like_new_file",
     "check_finite_state",
     "NonFiniteWeights",
 ]
@@ -74,35 +71,10 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _tmp_path(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    try:
-        chmod_like_new_file(fd)
-    finally:
-        os.close(fd)
-    return Path(name)
-
-
-@contextmanager
-def _atomic_open(final: Path, binary: bool) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``final``; on success fsync + ``os.replace``, else remove it."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(final)
-    try:
-        with (open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8")) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    with _atomic_open(Path(path), binary=False) as f:
-        f.write(text)
+    """Write ``text`` (UTF-8) to ``path`` through `macbdf.filemode.atomic_write`, fsync'd."""
+    with atomic_write(path, fsync=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _model_config_dict(model: nn.Module) -> dict[str, Any]:
@@ -184,15 +156,8 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike, *, extra: Mapping[s
     meta["threshold"] = float(meta["threshold"])
     text = json.dumps(meta, indent=2, default=_json_default, allow_nan=False) + "\n"
 
-    final = out / MODEL_FILE
-    tmp = _tmp_path(final)
-    try:
+    with atomic_write(out / MODEL_FILE) as tmp:
         _st_save(model, str(tmp), metadata={"format": "pt", "macbdf_version": __version__})
-        chmod_like_new_file(tmp)   # safetensors recreates the file 0600
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     atomic_write_text(out / CONFIG_FILE, text)
     from macbdf.modelcard import write_card
 
@@ -295,8 +260,8 @@ def save_train_state(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     ``state_dict()`` are). Numpy arrays must be converted to tensors first.
     """
     final = Path(path)
-    with _atomic_open(final, binary=True) as f:
-        torch.save(dict(state), f)
+    with atomic_write(final, fsync=True) as tmp:
+        torch.save(dict(state), tmp)
     return final
 
 

@@ -1,7 +1,8 @@
-"""File modes of atomically written outputs (no torch import: the prepare workers use it too).
+"""Atomic writes and the file modes of their outputs (no torch import: the prepare workers use it too).
 
-``tempfile.mkstemp`` creates 0600 files and an atomic write renames one into place, so without
-`chmod_like_new_file` every output would be private whatever the user's umask says.
+`atomic_write` is the one temp-file-then-``os.replace`` in the project: a crash never leaves a half-written
+file under the final name. ``tempfile.mkstemp`` creates 0600 files, so without `chmod_like_new_file` every
+output would be private whatever the user's umask says.
 
 Example:
     >>> import os, tempfile
@@ -13,8 +14,52 @@ Example:
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
-__all__ = ["current_umask", "chmod_like_new_file"]
+__all__ = ["current_umask", "chmod_like_new_file", "atomic_write"]
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, *, prefix: str | None = None, suffix: str = ".tmp",
+                 fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder (``.NAME.<random>.tmp`` by default) to write to; when the
+    block ends without an error the file gets the mode a new file would get (`chmod_like_new_file`), is
+    fsync'd if asked, and renamed over ``path``; on an error it is removed and ``path`` is untouched.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> with atomic_write(d / "a.txt") as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+        ('done', ['a.txt'])
+        >>> try:
+        ...     with atomic_write(d / "b.txt") as tmp:
+        ...         raise OSError("disk full")
+        ... except OSError:
+        ...     pass
+        >>> sorted(p.name for p in d.iterdir())
+        ['a.txt']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}." if prefix is None else prefix,
+                                suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        chmod_like_new_file(tmp)   # after the writer: some (safetensors) recreate the file 0600
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def current_umask() -> int:

@@ -1,5 +1,8 @@
 """The paper's ablation studies as one resumable grid: train each variant, evaluate, tabulate.
 
+Why one file of ~620 lines: one job, the grid, in marked parts (training glue, data description, grid,
+several seeds) that share the cell table and its keys.
+
 Cells (``grid="paper"``):
 
 =============  ==============================================  ==========================
@@ -41,7 +44,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -91,30 +93,27 @@ class AblationError(RuntimeError):
 
 # ----------------------------------------------------------------------------- training glue
 def make_train_config(**kw: Any) -> Any:
-    """A `macbdf_train.trainer.TrainConfig` from keyword settings, tolerant of field spellings.
+    """A `macbdf_train.config.TrainConfig` from keyword settings: ``model_overrides`` (ModelConfig fields) become
+    its ``overrides``, None means the trainer's default, and a name that is not a TrainConfig field is an error
+    (`AblationError` naming the closest field: a typo must not pass unnoticed).
 
-    ``model_overrides`` (dict of ModelConfig fields) is passed under the name the TrainConfig
-    uses for model overrides; settings the TrainConfig does not know are dropped with a note
-    on stderr (a newer/older trainer must not break the grid).
+    Example:
+        >>> make_train_config(data="c", out="r", model_overrides={"ms_depth": 0}, steps=None, lr=3e-3).overrides
+        {'ms_depth': 0}
+        >>> make_train_config(data="c", out="r", lr_scale={"video_encoder": 0.3})
+        Traceback (most recent call last):
+        ...
+        macbdf_train.ablate.AblationError: unknown training setting 'lr_scale' (did you mean 'lr_scales'?)
     """
-    from macbdf_train.trainer import TrainConfig
+    from macbdf_train.config import TrainConfig, TrainError
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_over = dict(kw.pop("model_overrides", {}) or {})
-    args: dict[str, Any] = {}
-    for k, v in kw.items():
-        if v is None:
-            continue
-        if k in names:
-            args[k] = v
-        else:
-            print(f"note: TrainConfig has no field {k!r}; ignored", file=sys.stderr)
-    if model_over:
-        key = next((n for n in ("overrides", "model_overrides", "set", "model_kwargs") if n in names), None)
-        if key is None:
-            raise AblationError("TrainConfig has no field for model overrides")
-        args[key] = model_over
-    return TrainConfig(**args)
+    settings = {k: v for k, v in kw.items() if v is not None and k != "model_overrides"}
+    if kw.get("model_overrides"):
+        settings["overrides"] = dict(kw["model_overrides"])
+    try:
+        return TrainConfig.from_settings(**settings)
+    except TrainError as e:
+        raise AblationError(str(e)) from None
 
 
 def scales_for(lr_scales: dict[str, float] | None, model_overrides: dict[str, Any] | None) -> dict[str, float]:

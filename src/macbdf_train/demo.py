@@ -1,5 +1,9 @@
 """The main job end to end on the built-in synthetic benchmark (`macbdf demo`, `make demo`).
 
+Why one file of ~970 lines: it is one job, the demo, in four marked parts (config, stages, report, several
+seeds) that share the demo's private helpers; splitting the report and the multi-seed summary into their own
+modules is the next step when it grows.
+
 Stages (each resumable: a finished stage leaves ``DIR/stages/<stage>.json`` and is skipped on
 the next run with the same settings; a half-trained model resumes its run; changing a training
 setting such as ``steps`` retrains the models but keeps the generated and prepared data):
@@ -31,6 +35,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -41,6 +46,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from macbdf_train.config import TrainConfig, TrainError
 
 # Every model that has both modalities gets the same extras: the synchrony extension (models/sync.py, ours,
 # not in the paper) is on in the "+ sync" rows and off in the "no sync" rows, for the full model and the concat
@@ -75,11 +82,36 @@ class DemoError(RuntimeError):
     """One-line reason why the demo stopped."""
 
 
+# The demo's training settings (every model; data, out and model overrides are set per model):
+# lr 3e-3 learns the synchrony and audio traces within the budget (1e-3 left them half-learnt); the
+# longer warm-up (20 % of the steps) keeps the video conv stem from collapsing at such a lr; the video
+# encoder at a third of that lr: at 2e-3-3e-3 its conv stem sometimes stopped learning in the first ~50
+# steps (its gradient vanished, the video head stayed at chance; 4 of ~12 runs, baselines included); at
+# 1e-3 it never did (RESULTS.md, "## sync").
+DEMO_TRAIN: dict[str, Any] = {"model": "small", "steps": 250, "batch_size": 16, "lr": 3e-3, "warmup": 0.2,
+                              "lr_scales": {"video_encoder": 0.33}, "balancer": "ompareto", "device": "cpu"}
+QUICK_TRAIN: dict[str, Any] = {"model": "tiny", "steps": 4, "batch_size": 4}
+# the training settings that name a demo's training stages (and its report's settings) since before the
+# demo embedded a TrainConfig: kept flat so that earlier demo folders resume
+_FLAT_TRAIN_KEYS = ("seed", "model", "steps", "batch_size", "lr", "warmup", "lr_scales", "balancer", "device")
+
+
+def _demo_train(**kw: Any) -> TrainConfig:
+    return TrainConfig.from_settings(**{"data": "", "out": "", **copy.deepcopy(DEMO_TRAIN), **kw})
+
+
 @dataclass
 class DemoConfig:
     """Settings of `run_demo`; the defaults are the 2-core, <= 10-minute main job.
 
-    ``quick=True`` shrinks everything (tiny model, a few clips, a few steps) for tests.
+    ``train`` is the training config of every model (`DEMO_TRAIN`; its ``data``, ``out`` and ``overrides``
+    are set per model); its ``seed`` is also the seed of the synthetic data. Build one from flat settings
+    with `make` (``quick_config`` for tests: tiny model, a few clips, a few steps).
+
+    Example:
+        >>> cfg = DemoConfig.make("demo_out", steps=100, seed=2)
+        >>> cfg.train.steps, cfg.seed, cfg.train.lr, cfg.num_clips
+        (100, 2, 0.003, 480)
     """
 
     out: str
@@ -88,32 +120,18 @@ class DemoConfig:
     # 480 / 120 gave 95.8 / 97.8 with the same training (RESULTS.md, "## more identities"). The test split then
     # holds 24 real clips instead of 16, so the test AUC is also less noisy. Costs ~65 s of synth and prepare.
     num_clips: int = 480
-    seed: int = 0
-    model: str = "small"
-    steps: int = 250
-    batch_size: int = 16
-    # lr 3e-3 learns the synchrony and audio traces within the budget (1e-3 left them half-learnt);
-    # the longer warm-up (20 % of the steps) keeps the video conv stem from collapsing at such a lr
-    # (RESULTS.md, "## sync").
-    lr: float = 3e-3
-    warmup: float = 0.2
-    # The video encoder at a third of that lr: at 2e-3-3e-3 its conv stem sometimes stopped learning
-    # in the first ~50 steps (its gradient vanished, the video head stayed at chance; 4 of ~12 runs,
-    # baselines included); at 1e-3 it never did (RESULTS.md, "## sync").
-    lr_scales: dict[str, float] = field(default_factory=lambda: {"video_encoder": 0.33})
+    train: TrainConfig = field(default_factory=_demo_train)
     # Which weights are evaluated, copied to DIR/checkpoint and used for detection: "final" (the end
     # of the cosine schedule) or "best" (best validation AUC). With 24-32 validation clips the AUC
     # saturates at 1.0 early and picks an under-trained checkpoint: the final weights were as good or
     # better in 7 of 8 runs measured (RESULTS.md, "## sync").
     checkpoint: str = "final"
-    balancer: str = "ompareto"
-    workers: int = 2
+    workers: int = 2   # synth and prepare worker processes
     # Models trained at the same time, each in its own process with cpu_count // parallel torch
     # threads (0 = min(2, CPUs), 1 = one after the other). On 2 cores two 1-thread trainings finish
     # ~1.45x sooner than the same two runs one after the other with 2 threads each (small convs
     # scale poorly across threads).
     parallel: int = 0
-    device: str = "cpu"
     synth_opts: dict[str, Any] = field(default_factory=dict)
     # Extra keyword arguments of `macbdf.data.prepare_cache.prepare_cache` (e.g. {"max_seconds": 10}).
     prepare_opts: dict[str, Any] = field(default_factory=dict)
@@ -124,13 +142,42 @@ class DemoConfig:
     quick: bool = False
     progress: bool = True
 
+    @property
+    def seed(self) -> int:
+        """The seed of the data and of training (``train.seed``)."""
+        return int(self.train.seed)
+
+    @classmethod
+    def make(cls, out: str, **kw: Any) -> "DemoConfig":
+        """A config from flat settings: DemoConfig fields, and TrainConfig fields (``steps``, ``lr``, ``seed``,
+        ...) for ``train``; a name that is neither is an error (`DemoError`)."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"train"}
+        train_kw = {k: v for k, v in kw.items() if k not in own}
+        try:
+            train = _demo_train(**train_kw)
+        except TrainError as e:
+            raise DemoError(str(e)) from None
+        return cls(out=out, train=train, **{k: v for k, v in kw.items() if k in own})
+
     @classmethod
     def quick_config(cls, out: str, **kw: Any) -> "DemoConfig":
         """Reduced sizes for tests and smoke runs (tiny model, 16 short small clips, a few steps)."""
-        base = dict(out=out, num_clips=16, model="tiny", steps=4, batch_size=4, workers=1, quick=True, parallel=1,
+        base = dict(num_clips=16, workers=1, quick=True, parallel=1, **QUICK_TRAIN,
                     synth_opts={"duration_range": (1.0, 1.2), "size": 96}, sync_dim=8)
         base.update(kw)
-        return cls(**base)
+        return cls.make(out, **base)
+
+    def flat(self) -> dict[str, Any]:
+        """The settings as one flat dict (the demo's own fields and `_FLAT_TRAIN_KEYS` of ``train``, plus any
+        other training setting that differs from TrainConfig's default, as ``train.NAME``)."""
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "train"}
+        d.update({k: getattr(self.train, k) for k in _FLAT_TRAIN_KEYS})
+        base = TrainConfig(data="", out="")
+        for f in dataclasses.fields(TrainConfig):
+            if f.name not in _FLAT_TRAIN_KEYS and f.name not in ("data", "out", "overrides", "progress", "resume") \
+                    and getattr(self.train, f.name) != getattr(base, f.name):
+                d[f"train.{f.name}"] = getattr(self.train, f.name)
+        return d
 
 
 # ----------------------------------------------------------------------------- stages
@@ -221,12 +268,7 @@ def _stage_synth(cfg: DemoConfig, synth_dir: Path) -> dict[str, Any]:
     opts = dict(cfg.synth_opts)
     opts.setdefault("workers", cfg.workers)
     opts.setdefault("num_identities", max(60, -(-cfg.num_clips // 4)))   # one identity per block of 4 clips
-    try:
-        generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
-    except TypeError:
-        # an option this synth version does not take: retry with the documented core arguments
-        opts.pop("workers", None)
-        generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
+    generate(synth_dir, "fakeavceleb", cfg.num_clips, cfg.seed, **opts)
     p = synth_dir / "synth_info.json"
     info = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
     return {"dir": str(synth_dir), "settings": info.get("settings"),
@@ -303,10 +345,10 @@ def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dic
                  progress: bool | None = None) -> dict[str, Any]:
     from macbdf_train.ablate import train_run
 
-    scales = _scales_for(cfg, overrides)
-    summary = train_run(cache_dir, run_dir, cfg.model, overrides, steps=cfg.steps, batch_size=cfg.batch_size,
-                        lr=cfg.lr, warmup=cfg.warmup, lr_scales=scales, seed=cfg.seed,
-                        balancer=cfg.balancer, device=cfg.device,
+    settings = {k: v for k, v in dataclasses.asdict(cfg.train).items()
+                if k not in ("data", "out", "model", "overrides", "resume", "progress")}
+    settings["lr_scales"] = _scales_for(cfg, overrides)
+    summary = train_run(cache_dir, run_dir, cfg.train.model, overrides, **settings,
                         progress=cfg.progress if progress is None else progress)
     keep = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or v is None}
     keep["final_val"] = summary.get("final_val")
@@ -316,7 +358,7 @@ def _stage_train(cfg: DemoConfig, cache_dir: Path, run_dir: Path, overrides: dic
 def _scales_for(cfg: DemoConfig, overrides: dict[str, Any]) -> dict[str, float]:
     from macbdf_train.ablate import scales_for
 
-    return scales_for(cfg.lr_scales, overrides)
+    return scales_for(cfg.train.lr_scales, overrides)
 
 
 def _lane_init(threads: int) -> None:
@@ -328,9 +370,8 @@ def _lane_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _lane_train(cfg_dict: dict[str, Any], cache_dir: str, run_dir: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def _lane_train(cfg: DemoConfig, cache_dir: str, run_dir: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """One model's training in a worker process (no progress bar: several run at once)."""
-    cfg = DemoConfig(**cfg_dict)
     t0 = time.perf_counter()
     res = _stage_train(cfg, Path(cache_dir), Path(run_dir), overrides, progress=False)
     res["_lane_seconds"] = round(time.perf_counter() - t0, 2)
@@ -340,7 +381,7 @@ def _lane_train(cfg_dict: dict[str, Any], cache_dir: str, run_dir: str, override
 def _parallel_lanes(cfg: DemoConfig) -> int:
     if cfg.parallel > 0:
         return cfg.parallel
-    if cfg.device != "cpu":   # one accelerator: one training at a time
+    if cfg.train.device != "cpu":   # one accelerator: one training at a time
         return 1
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -355,12 +396,11 @@ def _train_parallel(cfg: DemoConfig, st: "_Stages", names: list[str], cache_dir:
     cost = {"macbdf": 4, "macbdf_nosync": 3.5, "concat": 3, "concat_nosync": 2.5, "video_only": 2, "audio_only": 1}
     order = sorted(names, key=lambda n: -cost.get(n, 0))
     st.log(f"[demo] training {', '.join(order)} in {lanes} parallel processes ({threads} thread(s) each) ...")
-    cfg_dict = {k: v for k, v in dataclasses.asdict(cfg).items()}
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=lanes, mp_context=mp.get_context("spawn"), initializer=_lane_init,
                                 initargs=(threads,)) as ex:
-        futs = {ex.submit(_lane_train, cfg_dict, str(cache_dir), str(runs[n]), model_overrides(cfg, n)): n
+        futs = {ex.submit(_lane_train, cfg, str(cache_dir), str(runs[n]), model_overrides(cfg, n)): n
                 for n in order}
         try:
             for f in cf.as_completed(futs):
@@ -389,7 +429,7 @@ def _stage_eval(cfg: DemoConfig, cache_dir: Path, run_dir: Path, name: str) -> d
     from macbdf_train.evaluate import evaluate
 
     ck = best_checkpoint(run_dir, prefer=cfg.checkpoint)
-    rep = evaluate(ck, cache_dir, split="test", threshold_from="val", device=_eval_device(cfg.device),
+    rep = evaluate(ck, cache_dir, split="test", threshold_from="val", device=_eval_device(cfg.train.device),
                    progress=cfg.progress, plots_dir=(Path(cfg.out) / "plots" / name) if name == "macbdf" else None,
                    keep_scores=True)
     return rep
@@ -438,7 +478,7 @@ def _stage_detect(cfg: DemoConfig, ckpt: Path, cache_dir: Path) -> dict[str, Any
         picks.append(real)
     if not picks:
         return {"results": [], "note": "no held-out clip with a readable source file"}
-    det = Detector.from_pretrained(ckpt, device=_eval_device(cfg.device))
+    det = Detector.from_pretrained(ckpt, device=_eval_device(cfg.train.device))
     out = []
     for r in picks:
         res = det(r.path).to_dict()
@@ -714,10 +754,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda s: print(s, fi
     report["comparisons"] = comparisons(evals)
     report["validation"] = {n: {"final_val_auc": (t.get("final_val") or {}).get("auc"),
                                 "best_val_auc": t.get("best_val_auc"), "best_step": t.get("best_step"),
-                                "steps": t.get("steps") or cfg.steps} for n, t in trains.items()}
+                                "steps": t.get("steps") or cfg.train.steps} for n, t in trains.items()}
     report["protocol"] = PROTOCOL
     report["data"] = prep.get("data")
-    report["settings"] = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress",)}
+    report["settings"] = {k: v for k, v in cfg.flat().items() if k not in ("progress",)}
     report["plots"] = _plots(out, evals, runs)
     report["timings_s"] = dict(st.timings)
     if st.train_wall is not None:
@@ -754,7 +794,7 @@ def model_overrides(cfg: DemoConfig, name: str) -> dict[str, Any]:
     """The ModelConfig overrides of demo model ``name`` (the "+ sync" rows take ``cfg.sync_dim`` when set).
 
     Example:
-        >>> model_overrides(DemoConfig(out="x", sync_dim=8), "concat"), model_overrides(DemoConfig(out="x"), "concat")
+        >>> model_overrides(DemoConfig.make("x", sync_dim=8), "concat"), model_overrides(DemoConfig.make("x"), "concat")
         ({'fusion': 'concat', 'sync_dim': 8}, {'fusion': 'concat'})
     """
     over = dict(MODELS[name]["overrides"])
@@ -764,8 +804,11 @@ def model_overrides(cfg: DemoConfig, name: str) -> dict[str, Any]:
 
 
 def _key(cfg: DemoConfig, keys: tuple[str, ...]) -> str:
-    d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    return json.dumps({k: d.get(k) for k in keys}, sort_keys=True)
+    d = json.loads(json.dumps(cfg.flat(), default=str))
+    sel = {k: d.get(k) for k in keys}
+    if any(k in _TRAIN_KEYS for k in keys):   # any other training setting changed from its default
+        sel.update({k: v for k, v in d.items() if k.startswith("train.")})
+    return json.dumps(sel, sort_keys=True)
 
 
 def _same_run(run_dir: Path, cfg: DemoConfig, overrides: dict[str, Any] | None = None) -> bool:
@@ -774,8 +817,9 @@ def _same_run(run_dir: Path, cfg: DemoConfig, overrides: dict[str, Any] | None =
         tc = json.loads((run_dir / "train_config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("model", "steps", "batch_size", "lr", "warmup", "balancer", "seed")
-    return all(tc.get(k) == getattr(cfg, k) for k in keys) and \
+    keys = [f.name for f in dataclasses.fields(TrainConfig)
+            if f.name not in ("data", "out", "resume", "progress", "overrides", "lr_scales")]
+    return all(tc.get(k) == getattr(cfg.train, k) for k in keys) and \
         (tc.get("lr_scales") or {}) == _scales_for(cfg, overrides or {})
 
 
@@ -898,7 +942,7 @@ def run_demo_seeds(cfg: DemoConfig, seeds: Sequence[int],
     for s in seeds:
         log(f"[demo] ===== seed {s} =====")
         sub = out / f"seed_{s}"
-        reports[s] = run_demo(dataclasses.replace(cfg, out=str(sub), seed=int(s)), log)
+        reports[s] = run_demo(dataclasses.replace(cfg, out=str(sub), train=dataclasses.replace(cfg.train, seed=int(s))), log)
         evals[s] = _load_evals(sub, cfg.models)
     summary = summarize_seeds(reports, evals)
     summary["per_seed_reports"] = {s: str(out / f"seed_{s}" / "report.json") for s in seeds}

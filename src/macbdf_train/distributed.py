@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -32,9 +33,9 @@ __all__ = [
     "barrier",
     "all_reduce_sum",
     "all_gather_rows",
-    "broadcast_int",
     "ranks_agree",
     "shard_epoch",
+    "freeze_unused_parameters",
 ]
 
 
@@ -120,15 +121,6 @@ def all_gather_rows(t: Tensor) -> Tensor:
     return torch.cat([b[:c] for b, c in zip(bufs, counts)], 0)
 
 
-def broadcast_int(x: int, device: torch.device) -> int:
-    """Rank 0's value of ``x`` on every rank."""
-    if not is_distributed():
-        return x
-    t = torch.tensor([x], dtype=torch.long, device=device)
-    dist.broadcast(t, 0)
-    return int(t.item())
-
-
 @torch.no_grad()
 def ranks_agree(module: nn.Module, device: torch.device) -> bool:
     """True when every rank holds the same parameters (max |difference| of a float64 checksum is 0).
@@ -180,3 +172,37 @@ def shard_epoch(num_samples: int, batch_size: int, epoch: int, seed: int, rank: 
     if drop_last and len(batches) > 1 and len(batches[-1]) < batch_size:
         batches.pop()
     return batches
+
+
+def freeze_unused_parameters(joint: nn.Module, model: nn.Module, criterion: nn.Module, device: torch.device,
+                             verbose: bool = True) -> None:
+    """Freeze the parameters no loss reaches, so that DDP can run with ``find_unused_parameters=False``.
+
+    Some variants build modules whose output no loss uses (e.g. the Eq. 9-10 fusion-weight networks
+    with ``ms_depth=0``). DDP's usual answer, ``find_unused_parameters=True``, routes every output
+    through its sink node, so OM-Pareto's partial ``autograd.grad`` would walk the whole graph (and
+    fire hooks meant for the full backward). Instead a probe step on the model's dummy batch (all
+    state restored afterwards) finds the parameters that get no gradient; in MACB-DF's variants the
+    graph's structure does not depend on the data, so they never get one: freezing them changes
+    nothing in training, and DDP runs without the sink. ``joint`` is model + criterion in one module;
+    ``TrainConfig.ddp_find_unused`` skips the probe and forces the flag.
+    """
+    saved = {k: v.detach().clone() for k, v in joint.state_dict().items()}
+    was_training = joint.training
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            joint.train()
+            batch = model.dummy_batch(batch_size=4, device=device)
+            out, losses = joint(batch)
+            criterion.total(losses).backward()
+        unused = [(n, p) for n, p in joint.named_parameters() if p.requires_grad and p.grad is None]
+    finally:
+        joint.zero_grad(set_to_none=True)
+        joint.load_state_dict(saved)
+        joint.train(was_training)
+    for _, p in unused:
+        p.requires_grad_(False)
+    if unused and verbose:
+        print(f"note: {len(unused)} parameter tensors get no gradient in this configuration "
+              f"(e.g. {unused[0][0]}); frozen for DDP", file=sys.stderr)

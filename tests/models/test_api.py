@@ -250,7 +250,7 @@ def test_safetensors_roundtrip_restores_clusters_and_scores_single_video(tmp_pat
     g = torch.Generator().manual_seed(0)
     zv = torch.nn.functional.normalize(torch.randn(60, m.config.contrast_dim, generator=g), dim=1)
     za = torch.nn.functional.normalize(torch.randn(60, m.config.contrast_dim, generator=g), dim=1)
-    assert m.update_clusters(zv, za)
+    assert m.update_clusters(z_video=zv, z_audio=za)
     assert int(m.clusters_video.num_clusters) in m.config.cluster_k_choices
     m.eval()
     state = {k: v.contiguous() for k, v in m.state_dict().items()}

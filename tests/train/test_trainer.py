@@ -280,11 +280,12 @@ def test_best_checkpoint_ties_go_to_the_lower_val_loss(tiny_cache: Path, tmp_pat
 
 
 def test_lr_scales_give_a_module_its_own_learning_rate(tiny_cache: Path, tmp_path: Path) -> None:
-    import macbdf_train.trainer as T
     from macbdf.models.registry import create_model
+    from macbdf_train.config import TrainError
+    from macbdf_train.optim import param_groups
 
     m = create_model("tiny")
-    groups = T._param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encoder": 0.25})
+    groups = param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encoder": 0.25})
     video = {id(p) for p in m.video_encoder.parameters()}
     for g in groups:
         inside = [id(p) in video for p in g["params"]]
@@ -294,8 +295,8 @@ def test_lr_scales_give_a_module_its_own_learning_rate(tiny_cache: Path, tmp_pat
     assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
     with pytest.raises(Exception, match="lr-scale"):
         TrainConfig(data="d", out="o", lr_scales={"video_encoder": 0}).validate()
-    with pytest.raises(T.TrainError, match="match no model parameter"):
-        T._param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encodr": 0.5})
+    with pytest.raises(TrainError, match="match no model parameter"):
+        param_groups([m], 0.05, lr=1e-3, lr_scales={"video_encodr": 0.5})
     s = train(_cfg(tiny_cache, tmp_path / "scaled", steps=2, eval_every=2, save_every=0,
                    lr_scales={"video_encoder": 0.5}))
     assert s["steps"] == 2

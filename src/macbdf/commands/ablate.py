@@ -38,27 +38,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder: cells, tables, plots (required)")
     parser.add_argument("--grid", default="quick", choices=["paper", "quick"], help="which cells (default quick)")
     parser.add_argument("--cells", metavar="A,B,...", help="explicit comma-separated list of cells (overrides --grid)")
-    parser.add_argument("--model", default="small", help="named model config (default small)")
-    parser.add_argument("--steps", type=int, help="training steps per cell")
-    parser.add_argument("--epochs", type=int, help="training epochs per cell (instead of --steps)")
-    parser.add_argument("--batch-size", type=int, help="training batch size (trainer default if omitted)")
-    parser.add_argument("--seed", type=int, default=0, help="seed shared by every cell (default 0)")
+    # the training settings: flags, defaults and help derived from TrainConfig's fields
+    from macbdf_train.config import TrainConfig
+    from macbdf_train.flags import add_flags
+
+    add_flags(parser, TrainConfig, ("model", "steps", "epochs", "batch_size", "seed"), exclusive=False,
+              defaults={"batch_size": None},
+              extra_help={"seed": "shared by every cell"})
     parser.add_argument("--seeds", metavar="A,B,...",
                         help="run the grid once per training seed (OUT/seed_<k>) and add OUT/ablation_seeds.md/.json: "
                              "per cell the mean test AUC with a 95%% t-interval over seeds and a pooled clip-bootstrap "
                              "interval, the paired difference to `full`, and an effect claimed only where the "
                              "t-intervals separate; curves with bands (pareto_curves_bands.png) and the depth sweep "
                              "with error bars (depth_sweep_ci.png). Overrides --seed")
-    parser.add_argument("--balancer", default="ompareto", choices=["ompareto", "sum"],
-                        help="gradient balancer of every cell except pareto_off (default ompareto)")
-    parser.add_argument("--lr", type=float, help="peak learning rate of every cell (trainer default if omitted)")
-    parser.add_argument("--warmup", type=float, help="warm-up fraction (< 1) or steps of every cell (trainer default)")
-    parser.add_argument("--lr-scale", dest="lr_scales", action="append", default=[], metavar="PREFIX=X",
-                        help="learning-rate multiplier for the parameters whose name starts with PREFIX, in every "
-                             "cell that has them (repeatable; the demo uses --lr-scale video_encoder=0.33)")
+    add_flags(parser, TrainConfig, ("balancer", "lr", "warmup", "lr_scales"), defaults={"lr": None, "warmup": None},
+              extra_help={"balancer": "every cell but pareto_off", "lr_scales": "in every cell that has them"})
     parser.add_argument("--checkpoint", choices=("best", "final"), default="best",
                         help="evaluate each cell's best-validation checkpoint (default) or its final weights")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_flags(parser, TrainConfig, ("device",), defaults={"device": "cpu"})
     parser.add_argument("--json", action="store_true", help="print the table as JSON instead of Markdown")
     parser.add_argument("--list", action="store_true", help="list the cells and exit")
 
@@ -102,15 +99,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    extra: dict = {k: v for k, v in (("lr", args.lr), ("warmup", args.warmup)) if v is not None}
-    if args.lr_scales:
-        from macbdf.commands.train import parse_lr_scales
+    from macbdf_train.config import TrainConfig, TrainError
+    from macbdf_train.flags import values_from_args
 
-        try:
-            extra["lr_scales"] = parse_lr_scales(args.lr_scales)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:
+        extra = values_from_args(args, TrainConfig, ("lr", "warmup", "lr_scales"), drop_none=True)
+    except TrainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     common = dict(grid=args.grid, cells=cells, model=args.model, steps=args.steps, epochs=args.epochs,
                   batch_size=args.batch_size, balancer=args.balancer, device=args.device, progress=not args.json,
                   checkpoint=args.checkpoint, extra_train=extra)

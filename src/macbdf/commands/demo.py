@@ -44,7 +44,7 @@ import argparse
 import json
 import sys
 
-# the demo's model names (kept here so that --help does not import torch)
+# the demo's model names (kept here so that the module does not import torch)
 MODEL_NAMES = ("macbdf", "macbdf_nosync", "audio_only", "video_only", "concat", "concat_nosync")
 
 
@@ -52,10 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; resumed when it holds an earlier demo)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (tiny model, few clips and steps)")
     parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 480 from 120 identities; quick 16)")
-    parser.add_argument("--steps", type=int, help="training steps per model (default 250; quick 4)")
-    parser.add_argument("--batch-size", type=int, help="training batch size (default 16; quick 4)")
-    parser.add_argument("--model", help="model config of the full model and the baselines (default small; quick tiny)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training (default 0)")
+    # the training settings: flags and help derived from TrainConfig's fields, the demo's defaults
+    from macbdf_train.config import TrainConfig
+    from macbdf_train.demo import DEMO_TRAIN, QUICK_TRAIN
+    from macbdf_train.flags import add_flags
+
+    names = ("steps", "batch_size", "model")
+    add_flags(parser, TrainConfig, names, defaults=dict.fromkeys(names),
+              default_text={k: f"{DEMO_TRAIN[k]}; quick {QUICK_TRAIN[k]}" for k in names},
+              extra_help={"steps": "per model", "model": "of the full model and the baselines"})
+    add_flags(parser, TrainConfig, ("seed",), extra_help={"seed": "also the seed of the synthetic data"})
     parser.add_argument("--seeds", metavar="A,B,...",
                         help="run the whole demo once per seed (data + training seed) in OUT/seed_<k> and report, "
                              "for every AUC, the mean with a 95%% t-interval over seeds and a pooled clip-bootstrap "
@@ -66,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default min(2, CPUs); 1 = one after the other; quick 1)")
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final",
                         help="weights to evaluate and ship: the end of training (default) or the best validation AUC")
-    parser.add_argument("--device", default="cpu", help="torch device for training/evaluation (default cpu; `auto` picks cuda)")
+    add_flags(parser, TrainConfig, ("device",), defaults={"device": DEMO_TRAIN["device"]},
+              extra_help={"device": "for training and evaluation"})
     parser.add_argument("--models", metavar="A,B,...",
                         help="subset of " + ",".join(MODEL_NAMES) + " (default all six)")
     parser.add_argument("--json", action="store_true", help="print report.json instead of the text report")
@@ -133,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig(out=args.out, **kw)
     try:
+        cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig.make(args.out, **kw)
         report = run_demo_seeds(cfg, seeds) if seeds else run_demo(cfg)
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)

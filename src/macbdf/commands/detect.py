@@ -37,11 +37,10 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from macbdf.filemode import chmod_like_new_file
+from macbdf.filemode import atomic_write
 
 DEFAULT_MAX_SECONDS = 3600.0   # an hour of video per file unless lifted (memory is bounded; time is not)
 VIDEO_EXTENSIONS = frozenset(
@@ -134,18 +133,8 @@ def collect_inputs(paths: Sequence[str], list_files: Sequence[str]) -> tuple[lis
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
     target = os.path.abspath(path)
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(target))
-    try:
-        chmod_like_new_file(fd)   # mkstemp makes 0600 files; outputs follow the umask like open() would
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, prefix=".tmp-", suffix=os.path.basename(target)) as tmp:
+        tmp.write_bytes(data)
 
 
 def print_safe(text: str, file: Any = None) -> None:

@@ -123,7 +123,7 @@ def grouped_cv_auc(X: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: i
 
     Example:
         >>> X = np.r_[np.zeros((20, 1)), np.ones((20, 1))]; y = np.r_[np.zeros(20), np.ones(20)]
-        >>> grouped_cv_auc(X, y, [str(i) for i in range(40)])["best_auc"]
+        >>> grouped_cv_auc(X, y, [str(i) for i in range(40)], folds=2)["best_auc"]
         1.0
     """
     from sklearn.ensemble import GradientBoostingClassifier

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from safetensors.numpy import save_file
 
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import ManifestError, SampleRecord, iter_jsonl, write_manifest
-from macbdf.filemode import chmod_like_new_file
+from macbdf.filemode import atomic_write
 
 __all__ = ["CacheError", "id_bytes", "tensor_checksum", "verify_sample", "clean_stale_temp_files", "sample_relpath", "frame_labels", "write_sample", "read_sample", "read_sample_record",
            "load_cache_config", "write_cache_config", "check_cache_config", "read_cache_manifest",
@@ -109,17 +108,8 @@ def frame_labels(record: SampleRecord, num_frames: int, fps: float) -> tuple[np.
 
 
 def _atomic_write_bytes(path: Path, writer: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        chmod_like_new_file(tmp)   # a shared cache follows the umask, not mkstemp's (or safetensors') 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp:   # a shared cache follows the umask, not mkstemp's (or safetensors') 0600
+        writer(str(tmp))
 
 
 def write_sample(cache_dir: str | os.PathLike, record: SampleRecord, clip: Any) -> SampleRecord:

@@ -76,10 +76,6 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
         raise ValueError(f"unknown augmentation {', '.join(bad)} (known: {', '.join(AUGMENTATIONS)}, or none)")
     return tuple(dict.fromkeys(items))
 
-_TENSOR_KEYS = ("video", "audio", "frame_mask", "label", "video_label", "audio_label",
-                "frame_label_video", "frame_label_audio", "method_id", "video_method_id", "audio_method_id",
-                "audio_recorded", "start_frame", "num_valid")
-
 
 def build_method_vocab(records: Sequence[SampleRecord]) -> dict[str, int]:
     """``{"real": 0, <fake methods sorted>: 1..}``; fakes without a method share ``"fake"``.

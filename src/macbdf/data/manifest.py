@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 CATEGORIES = ("RVRA", "RVFA", "FVRA", "FVFA")
@@ -105,26 +103,16 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def write_manifest(records: Iterable[SampleRecord | dict[str, Any]], path: str | os.PathLike) -> None:
     """Write JSONL atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        from macbdf.filemode import chmod_like_new_file
+    from macbdf.filemode import atomic_write
 
-        chmod_like_new_file(fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                d = r.to_dict() if isinstance(r, SampleRecord) else r
-                line = json.dumps(d, ensure_ascii=False)
-                if not line.isascii():
-                    try:
-                        line.encode("utf-8")
-                    except UnicodeEncodeError:
-                        # a file name that is not valid UTF-8 (surrogate escapes): escaped JSON instead
-                        line = json.dumps(d, ensure_ascii=True)
-                f.write(line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            d = r.to_dict() if isinstance(r, SampleRecord) else r
+            line = json.dumps(d, ensure_ascii=False)
+            if not line.isascii():
+                try:
+                    line.encode("utf-8")
+                except UnicodeEncodeError:
+                    # a file name that is not valid UTF-8 (surrogate escapes): escaped JSON instead
+                    line = json.dumps(d, ensure_ascii=True)
+            f.write(line + "\n")

@@ -11,7 +11,7 @@
 
 Example:
     >>> assign_splits(["a", "b", "c", "d"], (0.5, 0.25, 0.25), seed=0)
-    {'a': 'train', 'b': 'val', 'c': 'train', 'd': 'test'}
+    {'a': 'test', 'b': 'train', 'c': 'val', 'd': 'train'}
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from macbdf.data.adapters._base import iter_video_files
+from macbdf.filemode import atomic_write
 from macbdf.synth.layouts import atomic_write_text
 
 SPLITS = ("train", "val", "test")
@@ -202,15 +203,8 @@ def _smooth_landmarks(lm: np.ndarray) -> np.ndarray:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 _HOG: Any = None

@@ -19,7 +19,6 @@ from macbdf.config import PreprocessConfig
 
 MODALITIES = ("av", "audio", "video")
 FUSIONS = ("macb", "concat")
-MS_DEPTHS = (0, 2, 4, 6, 8)  # the paper's sweep; other non-negative depths are accepted too
 # Upper bounds of the size fields (far above any sensible model; `base` uses dim 256, 16 frames).
 _MAX_SIZES = {"num_frames": 1024, "dim": 2048, "video_depth": 64, "audio_depth": 64, "heads": 64,
               "patch_size": 256, "tubelet": 64, "audio_patch_mels": 512, "video_stem": 1024,

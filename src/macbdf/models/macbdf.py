@@ -179,7 +179,7 @@ class MACBDF(nn.Module):
         return {k: v.to(dev) for k, v in batch.items()}
 
     @torch.no_grad()
-    def update_clusters(self, emb_video: Tensor, emb_audio: Tensor, seed: int = 0) -> bool:
+    def update_clusters(self, z_video: Tensor, z_audio: Tensor, seed: int = 0) -> bool:
         """Refit the Eq. 9 clusters now from projections in the unified space.
 
         Pass the model's ``out["z_video"], out["z_audio"]`` (B, contrast_dim), e.g. gathered over the
@@ -189,13 +189,13 @@ class MACBDF(nn.Module):
         if self.fusion_weights is None:
             return False
         dc = self.config.contrast_dim
-        for name, z in (("emb_video", emb_video), ("emb_audio", emb_audio)):
+        for name, z in (("z_video", z_video), ("z_audio", z_audio)):
             if z.dim() != 2 or z.shape[1] != dc:
                 raise ValueError(f"{name} must be (N, {dc}) projections (out['z_*']), got {tuple(z.shape)}")
-        self.clusters_video.push(emb_video)
-        self.clusters_audio.push(emb_audio)
-        ok_v = self.clusters_video.fit(emb_video, seed=seed)
-        ok_a = self.clusters_audio.fit(emb_audio, seed=seed)
+        self.clusters_video.push(z_video)
+        self.clusters_audio.push(z_audio)
+        ok_v = self.clusters_video.fit(z_video, seed=seed)
+        ok_a = self.clusters_audio.fit(z_audio, seed=seed)
         return ok_v and ok_a
 
     @torch.no_grad()

@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from macbdf.filemode import atomic_write
+
 _VIDEO_CODEC: str | None = None
 
 
@@ -52,9 +54,9 @@ def write_mp4(
     `path` either does not exist or is complete.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.mp4")
     codec = video_codec()
-    try:
+    # `.NAME.*.partial.mp4`: what synth/forge remove after an interrupted run
+    with atomic_write(path, prefix=f".{path.stem}.", suffix=".partial.mp4") as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as out:
             vs = out.add_stream(codec, rate=fps)
             vs.width, vs.height = int(frames.shape[2]), int(frames.shape[1])
@@ -93,9 +95,4 @@ def write_mp4(
                         out.mux(pkt)
                 for pkt in a_s.encode():
                     out.mux(pkt)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
     return path

@@ -20,10 +20,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from macbdf.filemode import atomic_write
 
 from macbdf.synth.identity import make_identity
 from macbdf.synth.plan import FAKEAVCELEB_TYPES, LAVDF_SPLITS, SAMPLE_RATE, ClipSpec, Plan
@@ -32,17 +32,9 @@ FAKEAVCELEB_HEADER = "source,target1,target2,method,category,type,race,gender,pa
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to a temp file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write `text` (UTF-8, newlines as given) through `macbdf.filemode.atomic_write`."""
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def check_output_dir(out: Path, info_name: str, generator: str, settings: dict[str, Any], error: type[Exception],

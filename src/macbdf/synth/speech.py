@@ -62,7 +62,6 @@ CONSONANTS: dict[str, tuple[str, float, float, bool, float]] = {
 
 # Keypoint columns.
 T, F1, F2, F3, AV, AN, NC, MO, F0 = range(9)
-_NCOL = 9
 
 
 @dataclass(frozen=True)

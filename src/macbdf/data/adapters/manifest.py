@@ -34,7 +34,6 @@ from ._base import (UNASSIGNED, check_root, open_text, handle_missing, labels_of
                     parse_category, parse_label, parse_periods, parse_split, register)
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "manifest.json", "metadata.csv", "metadata.jsonl")
-_CACHE_FIELDS = ("file", "num_frames", "fps", "flags")  # filled by `prepare`; kept aside under extra
 
 
 @register("manifest")
