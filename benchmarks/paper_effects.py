@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall: {wall:.0f} s (data {t_data:.0f} s); tables: {out / 'grid' / 'ablation_seeds.md'}")
     meta = {"argv": sys.argv[1:] if argv is None else argv, "wall_s": round(wall, 1), "data_s": round(t_data, 1),
             "data": str(data)}
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     atomic_write_text(out / "paper_effects_run.json", json.dumps(meta, indent=2) + "\n")
     return 0

@@ -126,7 +126,7 @@ def read_calibration(ckpt_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def write_calibration(ckpt_dir: str | os.PathLike, rec: Mapping[str, Any]) -> dict[str, Any]:
     """Store ``rec`` as the checkpoint's calibration; the previous one moves into ``history``."""
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     d = Path(ckpt_dir)
     old = read_calibration(d)

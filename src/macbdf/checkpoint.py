@@ -31,7 +31,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from macbdf.filemode import atomic_write
+from macbdf.filemode import atomic_write, atomic_write_text
+from macbdf.models.unwrap import unwrap_model
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -48,9 +49,7 @@ __all__ = [
     "is_checkpoint",
     "save_train_state",
     "load_train_state",
-    "unwrap_model",
     "model_from_config",
-    "atomic_write_text",
     "check_finite_state",
     "NonFiniteWeights",
 ]
@@ -58,23 +57,6 @@ __all__ = [
 
 class CheckpointError(RuntimeError):
     """A checkpoint directory is missing, incomplete or corrupt; the message is one line."""
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module under DistributedDataParallel / DataParallel / torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):  # torch.compile
-            model = model._orig_mod
-        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        else:
-            return model
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through `macbdf.filemode.atomic_write`, fsync'd."""
-    with atomic_write(path, fsync=True) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _model_config_dict(model: nn.Module) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Detection for users: score videos with a trained MACB-DF checkpoint.
 
+Why one file of ~640 lines: the public `Detector` API and its result types (from_pretrained, detect,
+batch, stream, the verdict rules), kept together so the user-facing contract reads in one place;
+windowing and the forward pass live in `macbdf.inference`.
+
 `Detector` wraps a model and the preprocessing it was trained with. A video of any length is
 decoded window by window (`macbdf.media.prepare.iter_windows`, `num_frames` frames per window, the
 model's training window), windows are scored in small batches, and the per-window outputs are

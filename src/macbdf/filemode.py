@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["current_umask", "chmod_like_new_file", "atomic_write"]
+__all__ = ["current_umask", "chmod_like_new_file", "atomic_write", "atomic_write_text"]
 
 
 @contextmanager
@@ -87,3 +87,20 @@ def chmod_like_new_file(target: int | str | os.PathLike) -> None:
         os.fchmod(target, mode)
     else:
         os.chmod(target, mode)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` through `atomic_write`, fsync'd by default.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "x" / "note.txt"
+        >>> atomic_write_text(p, "a\nb\n"); p.read_text()
+        'a\nb\n'
+    """
+    with atomic_write(path, fsync=False) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())

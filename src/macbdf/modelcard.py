@@ -148,7 +148,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
 
 def write_card(ckpt_dir: str | os.PathLike, info: Mapping[str, Any]) -> dict[str, Any]:
     """Build the card for the weights in ``ckpt_dir`` and write both files atomically; returns it."""
-    from macbdf.checkpoint import atomic_write_text  # the one atomic-write helper
+    from macbdf.filemode import atomic_write_text  # the one atomic-write helper
 
     d = Path(ckpt_dir)
     card = build_card(info, d / WEIGHTS_FILE)

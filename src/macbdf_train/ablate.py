@@ -357,7 +357,7 @@ def _row(name: str, spec: dict[str, Any], rep: dict[str, Any] | None, status: st
 
 def _write_tables(out: Path, rows: list[dict[str, Any]], data_info: dict[str, Any], settings: dict[str, Any],
                   planned: Sequence[str]) -> dict[str, Any]:
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     head = ["# MACB-DF ablation grid", "",
             f"- data: `{data_info['cache']}` ({data_info['n_samples']} samples; "
@@ -581,7 +581,7 @@ def run_grid_seeds(data: str | os.PathLike, out: str | os.PathLike, seeds: Seque
         >>> s = run_grid_seeds("cache/synth", "runs/abl", [0, 1, 2], cells=["full", "wo_LC"], steps=120)  # doctest: +SKIP
         >>> s["effects"]["wo_LC"]["claim"]                                                                 # doctest: +SKIP
     """
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
     from macbdf.metrics import jsonable
 
     if not seeds or len(set(seeds)) != len(seeds):

@@ -830,7 +830,7 @@ def _rmtree(p: Path) -> None:
 
 
 def _write_config(out: Path, cfg: DemoConfig) -> None:
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     atomic_write_text(out / "demo_config.json", json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n")
 
@@ -924,7 +924,7 @@ def run_demo_seeds(cfg: DemoConfig, seeds: Sequence[int],
     Writes ``OUT/report.json`` (the summary, with each seed's report path) and returns it. Resumable like
     the demo: finished seeds and stages are skipped.
     """
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
     from macbdf_train.evaluate import write_json
 
     if not seeds or len(set(seeds)) != len(seeds):

@@ -1,5 +1,8 @@
 """Evaluation runner: score a prepared cache with a checkpoint and compute the paper's metrics.
 
+Why one file of ~570 lines: one job, `macbdf evaluate`, in order: scoring a split (through
+`macbdf.inference`), the paper's metric groups, submission files, and the JSON / text report.
+
 Protocol (what `macbdf evaluate` reports):
 
 * Every sample of the split is scored on its **whole length**: the clip is cut into
@@ -562,7 +565,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Strict JSON (NaN -> null, reasons under "notes"), written atomically."""
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     notes: dict[str, str] = {}
     data = M.jsonable(obj, notes)

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import Tensor
 
-from macbdf.checkpoint import atomic_write_text
+from macbdf.filemode import atomic_write_text
 
 __all__ = ["MetricsLogger", "finite_or_none"]
 

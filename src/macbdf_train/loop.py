@@ -15,7 +15,9 @@ from typing import Any, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from macbdf.checkpoint import atomic_write_text, save_model, unwrap_model
+from macbdf.checkpoint import save_model
+from macbdf.filemode import atomic_write_text
+from macbdf.models.unwrap import unwrap_model
 from macbdf_train import distributed as D
 from macbdf_train.config import TrainError
 from macbdf_train.epochs import SeededItems, item_seed

@@ -73,7 +73,7 @@ class RealRecipeConfig:
     fpr: float = 0.05
     workers: int = 2
     device: str = "cpu"
-    forge_args: list[str] = field(default_factory=list)
+    forge_opts: dict[str, Any] = field(default_factory=dict)   # more keyword arguments of macbdf.forge.forge
     identities: tuple[str, ...] | None = None   # only these real identities (tests, small runs)
     max_real_deepfakes: int | None = None       # score only the N shortest real deepfakes (tests)
     progress: bool = True
@@ -150,8 +150,9 @@ def split_identities(clips: Sequence[CorpusClip], seed: int,
 
 # ----------------------------------------------------------------------------- stages
 def _stage_forge(cfg: RealRecipeConfig, reals: list[CorpusClip], split: dict[str, str], forged: Path) -> dict[str, Any]:
-    from macbdf.checkpoint import atomic_write_text
-    from macbdf.cli import main as cli_main
+    from macbdf.filemode import atomic_write_text
+    from macbdf.forge import ForgeError, forge
+    from macbdf.media.landmarks import LandmarksUnavailable
 
     out = Path(cfg.out)
     # the clips to forge, as a manifest in the corpus's own columns (identity and audio facts)
@@ -166,15 +167,13 @@ def _stage_forge(cfg: RealRecipeConfig, reals: list[CorpusClip], split: dict[str
     atomic_write_text(man, "\n".join(lines) + "\n")
     split_file = out / "identity_split.json"
     atomic_write_text(split_file, json.dumps(split, indent=1, sort_keys=True) + "\n")
-    argv = ["forge", "--root", str(root), "--manifest", str(man), "--out", str(forged),
-            "--layout", "lavdf", "--split-file", str(split_file), "--seed", str(cfg.seed),
-            "--segment-s", str(cfg.segment_s), "--fakes-per-segment", str(cfg.fakes_per_segment),
-            "--silent-fraction", str(cfg.silent_fraction), "--workers", str(cfg.workers), *cfg.forge_args]
-    if not cfg.progress:
-        argv.append("--quiet")
-    rc = cli_main(argv)
-    if rc not in (0, 1):
-        raise RecipeError(f"`macbdf {' '.join(argv)}` failed with exit code {rc}")
+    try:
+        rep = forge(root, forged, manifest=man, layout="lavdf", split_file=split_file, seed=cfg.seed,
+                    segment_s=cfg.segment_s, fakes_per_segment=cfg.fakes_per_segment,
+                    silent_fraction=cfg.silent_fraction, workers=cfg.workers, progress=cfg.progress, **cfg.forge_opts)
+    except (ForgeError, LandmarksUnavailable) as e:
+        raise RecipeError(f"forge: {e}") from None
+    rc = 1 if rep.failures or rep.written + rep.resumed == 0 else 0
     info = json.loads((forged / "forge_info.json").read_text(encoding="utf-8"))
     return {"forged": str(forged), "clips": len(info.get("clips", [])), "exit_code": rc}
 

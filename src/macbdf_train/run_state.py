@@ -10,7 +10,8 @@ from typing import Any
 
 from torch import nn
 
-from macbdf.checkpoint import NonFiniteWeights, check_finite_state, save_model, save_train_state, unwrap_model
+from macbdf.checkpoint import NonFiniteWeights, check_finite_state, save_model, save_train_state
+from macbdf.models.unwrap import unwrap_model
 from macbdf_train import distributed as D
 from macbdf_train.config import TrainError
 from macbdf_train.logger import finite_or_none

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(text)
         return 0
     if args.json:
-        from macbdf.checkpoint import atomic_write_text
+        from macbdf.filemode import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     print(format_audit(report))

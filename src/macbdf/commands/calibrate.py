@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json_out == "-":
             print(text)
         else:
-            from macbdf.checkpoint import atomic_write_text
+            from macbdf.filemode import atomic_write_text
 
             atomic_write_text(args.json_out, text + "\n")
     return 1 if failed else 0

@@ -93,7 +93,7 @@ def _run_submission(args: argparse.Namespace) -> int:
         return 2
     text = json.dumps(jsonable(report), indent=2)
     if args.json:
-        from macbdf.checkpoint import atomic_write_text
+        from macbdf.filemode import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     if not args.quiet or not args.json:

@@ -29,7 +29,7 @@ import numpy as np
 
 from macbdf.data.adapters._base import iter_video_files
 from macbdf.filemode import atomic_write
-from macbdf.synth.layouts import atomic_write_text
+from macbdf.filemode import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 FPS = 25

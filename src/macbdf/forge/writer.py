@@ -27,7 +27,8 @@ from typing import Any
 from macbdf.forge.audio_fakes import RECORDED_AUDIO_FAMILIES
 from macbdf.forge.plan import ClipPlan
 from macbdf.forge.sources import FPS, SAMPLE_RATE
-from macbdf.synth.layouts import atomic_write_text, write_fakeavceleb_rows, write_lavdf_records
+from macbdf.filemode import atomic_write_text
+from macbdf.synth.layouts import write_fakeavceleb_rows, write_lavdf_records
 from macbdf.synth.plan import FAKEAVCELEB_TYPES, LAVDF_SPLITS
 
 LAYOUTS = ("lavdf", "fakeavceleb")

@@ -1,5 +1,9 @@
 """Decoding with PyAV (bundled FFmpeg): any container/codec FFmpeg reads.
 
+Why one file of ~720 lines: one job, decoding, for both tracks (streamed video frames with their
+timestamps and rotation, resampled audio), with the hostile-input guards (deadlines, corrupt packets,
+non-finite samples) next to the code they guard.
+
 Video is *streamed*: :func:`iter_video_frames` yields one :class:`DecodedFrame` per target time
 ``k / fps`` (the nearest previous source frame, by presentation timestamps), and never converts a
 whole full-resolution frame to RGB. A frame hands out only what the pipeline needs: a small grey (or

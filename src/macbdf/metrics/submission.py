@@ -325,7 +325,7 @@ def write_submission_files(results: Sequence[Any], *, av1m_cls: str | os.PathLik
         >>> write_submission_files(det_results, av1m_cls="cls.txt", av1m_loc="loc.json")  # doctest: +SKIP
         {'written': 12, 'skipped': 0}
     """
-    from macbdf.checkpoint import atomic_write_text
+    from macbdf.filemode import atomic_write_text
 
     def get(r: Any, k: str) -> Any:
         return r.get(k) if isinstance(r, Mapping) else getattr(r, k, None)

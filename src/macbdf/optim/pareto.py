@@ -354,7 +354,7 @@ class OMPareto:
             >>> bal.unimodal_keys["video"], bal.per_group_grad                  # doctest: +SKIP
             (('unimodal_video',), False)
         """
-        from macbdf.checkpoint import unwrap_model
+        from macbdf.models.unwrap import unwrap_model
 
         if unimodal not in UNIMODAL_GROUPINGS:
             raise ValueError(f"unknown unimodal grouping {unimodal!r} (known: {', '.join(UNIMODAL_GROUPINGS)})")

@@ -22,7 +22,8 @@ from typing import Any
 
 from macbdf import __version__
 from macbdf.parallel import pool_map
-from macbdf.synth.layouts import WRITERS, atomic_write_text, check_output_dir
+from macbdf.filemode import atomic_write_text
+from macbdf.synth.layouts import WRITERS, check_output_dir
 from macbdf.synth.plan import AUDIO_FAMILIES, VIDEO_FAMILIES, ClipSpec, Plan, PlanError, make_plan
 
 INFO_NAME = "synth_info.json"

@@ -23,18 +23,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from macbdf.filemode import atomic_write
+from macbdf.filemode import atomic_write, atomic_write_text
 
 from macbdf.synth.identity import make_identity
 from macbdf.synth.plan import FAKEAVCELEB_TYPES, LAVDF_SPLITS, SAMPLE_RATE, ClipSpec, Plan
 
 FAKEAVCELEB_HEADER = "source,target1,target2,method,category,type,race,gender,path,"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` (UTF-8, newlines as given) through `macbdf.filemode.atomic_write`."""
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
 
 
 def check_output_dir(out: Path, info_name: str, generator: str, settings: dict[str, Any], error: type[Exception],
