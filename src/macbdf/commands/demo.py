@@ -1,7 +1,7 @@
 """The main job end to end on built-in synthetic data: synth, prepare, train, evaluate, detect.
 
-Sized for about 10 minutes on an idle 2-core CPU machine (estimated from the CPU time of a
-run on a shared machine; see benchmarks/RESULTS.md `## demo`):
+Six trainings make it about 25 minutes on a 2-core CPU machine (24 min 46 s measured at load 2-3.5;
+see benchmarks/RESULTS.md `## demo after session 5's merges`); `--models macbdf,concat` trains two:
 
   1. synth      a synthetic audio-visual deepfake benchmark in the FakeAVCeleb layout
                 (procedural talking heads and speech, RVRA/RVFA/FVRA/FVFA, identity-
