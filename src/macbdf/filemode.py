@@ -95,8 +95,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, fsync: bool = True)
     Example:
         >>> import tempfile
         >>> p = Path(tempfile.mkdtemp()) / "x" / "note.txt"
-        >>> atomic_write_text(p, "a\nb\n"); p.read_text()
-        'a\nb\n'
+        >>> atomic_write_text(p, "done"); p.read_text()
+        'done'
     """
     with atomic_write(path, fsync=False) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
