@@ -8,7 +8,8 @@ import pytest
 
 MODULES = ["macbdf.models", "macbdf.models.config", "macbdf.models.registry", "macbdf.models.encoders",
            "macbdf.models.contrastive", "macbdf.models.clustering", "macbdf.models.fusion",
-           "macbdf.models.multiscale", "macbdf.models.heads", "macbdf.models.macbdf", "macbdf.models.losses"]
+           "macbdf.models.multiscale", "macbdf.models.heads", "macbdf.models.macbdf", "macbdf.models.losses",
+           "macbdf.models.fastpath"]
 
 
 @pytest.mark.parametrize("name", MODULES)
