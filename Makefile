@@ -47,12 +47,13 @@ demo: install
 test: install-test browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# prints the figures; `make bench BENCH_RESULTS=FILE` also writes each script's section of FILE
+# prints the figures (results are copied into benchmarks/RESULTS.md by hand); `make bench BENCH_RESULTS=FILE`
+# also writes pareto_overhead's section of FILE
 bench: install
-	$(PY) benchmarks/prepare_speed.py $(BENCH_FLAGS)
-	$(PY) benchmarks/model_speed.py $(BENCH_FLAGS)
+	$(PY) benchmarks/prepare_speed.py
+	$(PY) benchmarks/model_speed.py
 	$(PY) benchmarks/pareto_overhead.py $(BENCH_FLAGS)
-	$(PY) benchmarks/detect_speed.py $(BENCH_FLAGS)
+	$(PY) benchmarks/detect_speed.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -8,16 +8,22 @@ side in one run with interleaved repeats (median):
 * preparation: `macbdf.media.prepare_file` (decode, face detection/tracking, crops, log-mel);
 * detect: `Detector(path)`, the whole thing (preparation in windows + model + merging).
 
-The figure is detect / decode (wall time; CPU-time ratios are printed beside it). Then the peak resident memory (``ru_maxrss`` of a fresh subprocess)
-while detecting generated 1-minute and 10-minute videos (320x180): flat memory means the two peaks
-are about equal (target < 1.5 GB).
+The figure is detect / decode (wall time; CPU-time ratios are printed beside it). Each repeat runs
+in a fresh process; with ``--baseline-src DIR`` (another checkout's ``src``, e.g. from
+``git archive``) the same measurements of that code alternate with this one's in the same run, so
+before/after ratios see the same machine load.
+
+Memory: the peak resident memory (``VmHWM of a fresh subprocess, which includes torch and the
+model) while detecting a generated 0.4 s 8192x8192 clip (target <= 1 GB); optionally
+(``--long-minutes M``) generated 1-minute and M-minute 320x180 videos (flat memory: the two peaks
+about equal).
 
 The model is randomly initialised (speed does not depend on the weights) unless --checkpoint is
-given. Prints the results; ``--write-results FILE`` also puts them into FILE's ``## detect_speed`` section.
+given. Nothing is written to benchmarks/RESULTS.md: results are copied there by hand.
 
 Usage:
-    python benchmarks/detect_speed.py [--model small] [--checkpoint DIR] [--repeats 3]
-        [--long-minutes 10] [--device cpu] [--write-results FILE]
+    python benchmarks/detect_speed.py [--model small] [--checkpoint DIR] [--repeats 5]
+        [--baseline-src DIR] [--no-huge] [--long-minutes 10] [--device cpu]
 Last line: ``detect_over_decode_ratio: X``.
 """
 from __future__ import annotations
@@ -37,9 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import add_results_flag, write_section
-
-SECTION = "## detect_speed"
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 # ---------------------------------------------------------------- test videos
@@ -114,12 +118,14 @@ def build_detector(args: argparse.Namespace):
     return Detector(create_model(args.model), device=args.device)
 
 
-def _rss_mb() -> float | None:
-    """Current resident set size (VmRSS) in MB, Linux only."""
+def _rss_mb(field: str = "VmRSS") -> float | None:
+    """Current resident set size (VmRSS) or this process image's peak (VmHWM) in MB, Linux only.
+
+    VmHWM starts afresh at exec; ru_maxrss does not (it keeps the parent's peak at fork)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -133,28 +139,101 @@ def child_memory(args: argparse.Namespace) -> None:
     peak, so the current RSS after loading is reported too (what detection adds on top).
     """
     det = build_detector(args)
-    base_peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_peak = _rss_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     r = det(args.child)
     wall = time.perf_counter() - t0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"error": r.error, "frames": len(r.frame_scores["video"]), "wall_s": wall,
-                      "base_mb": base_rss, "base_peak_mb": base_peak_kb / 1024, "peak_mb": peak_kb / 1024,
-                      "end_mb": _rss_mb(), "timings": r.timings}))
+    peak = _rss_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"error": r.error, "frames": len(r.frame_scores["video"]), "verdict": r.verdict,
+                      "flags": r.flags, "wall_s": wall, "base_mb": base_rss, "base_peak_mb": base_peak,
+                      "peak_mb": peak, "end_mb": _rss_mb(), "timings": r.timings}))
 
 
-def measure_memory(args: argparse.Namespace, video: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(video), "--model", args.model, "--device", args.device]
+def write_huge_video(path: Path, side: int = 8192, seconds: float = 0.4, fps: int = 25) -> Path:
+    """A ``side`` x ``side`` H.264 clip (no audio): a face-like ellipse moving over a flat background.
+
+    Planes are written directly in yuv420p (no RGB conversion of 200 MB images)."""
+    import av
+    import cv2
+
+    n = int(round(seconds * fps))
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width = vs.height = side
+        vs.pix_fmt = "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "30"}
+        y = np.full((side, side), 80, np.uint8)
+        for i in range(n):
+            yi = y.copy()
+            cv2.ellipse(yi, (side // 2 + 40 * i, side // 2), (side // 9, side // 3), 0, 0, 360, 160, -1)
+            f = av.VideoFrame(side, side, "yuv420p")
+            for plane, arr in zip(f.planes, (yi, np.full((side // 2, side // 2), 120, np.uint8),
+                                             np.full((side // 2, side // 2), 140, np.uint8))):
+                buf = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                buf[: arr.shape[0], : arr.shape[1]] = arr
+            f.pts = i
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    return path
+
+
+def _child_cmd(args: argparse.Namespace, *extra: str) -> list[str]:
+    cmd = [sys.executable, __file__, "--model", args.model, "--device", args.device, *extra]
+    if args.prefetch_arm:
+        cmd.append("--prefetch-arm")
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return cmd
+
+
+def _run_child(cmd: list[str], src: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# ---------------------------------------------------------------- results file
+def child_times(args: argparse.Namespace) -> None:
+    """Run in a fresh process: warm up, then one repeat of decode / prepare / detect; print JSON."""
+    from macbdf.media.prepare import prepare_file
+
+    clip = Path(args.child_times)
+    det = build_detector(args)
+    first = det(clip)                            # warm-up (first forward allocates, loads cascades)
+    assert first.error is None, first.error
+    out: dict = {}
+    for name, fn in (("decode", lambda: decode_only(clip)), ("prepare", lambda: prepare_file(clip, det.preprocess)),
+                     ("detect", lambda: det(clip))):
+        t, c = time.perf_counter(), time.process_time()
+        r = fn()
+        out[name] = time.perf_counter() - t
+        out[name + "_cpu"] = time.process_time() - c
+        if name == "detect":
+            out["model_s"] = r.timings["model_s"]
+            out["decode_prepare_s"] = r.timings["decode_prepare_s"]
+    if args.prefetch_arm:
+        # the same model with `Detector(prefetch=True)` (preparation in a thread, overlapping the
+        # model) and one torch thread, so the two stages do not fight over the 2 cores
+        import torch
+
+        from macbdf.detect import Detector
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        det2 = Detector(det.model, prefetch=True)
+        det2(clip)
+        t, c = time.perf_counter(), time.process_time()
+        det2(clip)
+        out["detect_prefetch"] = time.perf_counter() - t
+        out["detect_prefetch_cpu"] = time.process_time() - c
+        torch.set_num_threads(before)
+    print(json.dumps(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="small", help="named config when no --checkpoint (default small)")
@@ -162,104 +241,95 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads (default: torch's choice; 1 is faster on a busy shared CPU)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--long-minutes", type=float, default=10.0)
-    add_results_flag(ap, SECTION)
+    ap.add_argument("--repeats", type=int, default=5, help="fresh processes per code tree (interleaved)")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="a baseline checkout's src folder, measured side by side with this one")
+    ap.add_argument("--no-huge", action="store_true", help="skip the 8192x8192 memory measurement")
+    ap.add_argument("--prefetch-arm", action="store_true",
+                    help="also time Detector(prefetch=True) with 1 torch thread (preparation overlapping the model)")
+    ap.add_argument("--long-minutes", type=float, default=0.0,
+                    help="also measure memory on 1-minute and this-long 320x180 videos (0 = skip)")
+    ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)   # kept for old command lines
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-times", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child_memory(args)
         return
+    if args.child_times:
+        child_times(args)
+        return
 
     import torch
 
-    from macbdf.media.prepare import prepare_file
-
+    trees = [("current", SRC)] + ([("baseline", args.baseline_src.resolve())] if args.baseline_src else [])
+    runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
+    mem: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="detect_speed-") as tmp:
         tmp_p = Path(tmp)
         t = time.perf_counter()
         clip = write_video(tmp_p / "clip10s.mp4", 10.0)
         print(f"generated 10 s clip in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        det = build_detector(args)
-        cfg = det.preprocess
-        first = det(clip)                         # warm-up (first forward allocates, loads cascades)
-        assert first.error is None, first.error
-        times: dict[str, list[float]] = {"decode": [], "prepare": [], "detect": []}
-        # CPU seconds of the process (all its threads): less sensitive than wall time to the other
-        # jobs on a shared machine.
-        cpu: dict[str, list[float]] = {"decode": [], "prepare": [], "detect": []}
-        detect_timings = []
-
-        def timed(name: str, fn, *a):
-            t, c = time.perf_counter(), time.process_time()
-            out = fn(*a)
-            times[name].append(time.perf_counter() - t)
-            cpu[name].append(time.process_time() - c)
-            return out
-
-        for _ in range(args.repeats):             # interleaved so load changes hit all three alike
-            n_frames = timed("decode", decode_only, clip)
-            prepared = timed("prepare", prepare_file, clip, cfg)
-            r = timed("detect", det, clip)
-            detect_timings.append(r.timings)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-        model_s = statistics.median(x["model_s"] for x in detect_timings)
-        print(f"{n_frames} source frames, {prepared.num_frames} prepared frames", file=sys.stderr)
-
-        mem = {}
-        for minutes in (1.0, args.long_minutes):
+        for i in range(args.repeats):            # interleaved so load changes hit every tree alike
+            for name, src in (trees if i % 2 == 0 else trees[::-1]):
+                runs[name].append(_run_child(_child_cmd(args, "--child-times", str(clip)), src))
+                print(f"repeat {i} {name}: {runs[name][-1]}", file=sys.stderr)
+        if not args.no_huge:
             t = time.perf_counter()
-            v = write_video(tmp_p / f"long{minutes:g}min.mp4", minutes * 60, size=(320, 180))
-            print(f"generated {minutes:g} min video in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            mem[minutes] = measure_memory(args, v)
-            print(f"{minutes:g} min: {mem[minutes]}", file=sys.stderr)
-            v.unlink()
+            huge = write_huge_video(tmp_p / "huge8192.mp4")
+            print(f"generated 8192x8192 clip in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            for name, src in trees:
+                mem[name] = _run_child(_child_cmd(args, "--child", str(huge)), src)
+                print(f"8192x8192 {name}: {mem[name]}", file=sys.stderr)
+        long_mem = {}
+        if args.long_minutes > 0:
+            for minutes in (1.0, args.long_minutes):
+                v = write_video(tmp_p / f"long{minutes:g}min.mp4", minutes * 60, size=(320, 180))
+                long_mem[minutes] = _run_child(_child_cmd(args, "--child", str(v)), SRC)
+                v.unlink()
 
-    ratio = med["detect"] / med["decode"]
-    mcfg = det.model.config
-    rows = [
-        ("decode alone (PyAV, all frames)", "decode"),
-        ("preparation (prepare_file)", "prepare"),
-        ("detect (whole)", "detect"),
-    ]
-    m1, m10 = mem[1.0], mem[args.long_minutes]
-    lines = [
-        SECTION,
-        "",
-        f"`python benchmarks/detect_speed.py` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"device {args.device}, torch threads {torch.get_num_threads()}, load average at the end "
-        f"{os.getloadavg()[0]:.1f} (shared machine: other jobs ran at the same time).",
-        f"Model: {'checkpoint ' + args.checkpoint if args.checkpoint else repr(args.model) + ' (random init)'}, "
-        f"window {mcfg.num_frames} frames, face {cfg.face_size}px, batch_windows {det.batch_windows}. "
-        f"Median of {args.repeats} interleaved repeats on a generated 10 s 25 fps 640x360 H.264+AAC clip.",
-        "",
-        "| step | wall s | x decode (wall) | CPU s | x decode (CPU) |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {name} | {med[k]:.3f} | {med[k] / med['decode']:.2f} | {med_cpu[k]:.3f} | "
-          f"{med_cpu[k] / med_cpu['decode']:.2f} |" for name, k in rows],
-        f"| (of which model forward) | {model_s:.3f} | {model_s / med['decode']:.2f} | | |",
-        "",
-        "Resident memory of a fresh process detecting a generated 320x180 video: RSS after imports + "
-        "model (before the video), RSS when done, and the process's peak (ru_maxrss, which includes "
-        "the import-time peak):",
-        "",
-        "| video | frames scored | wall s | RSS after load MB | RSS at end MB | peak MB |",
-        "|---|---:|---:|---:|---:|---:|",
-        *[f"| {label} | {m['frames']} | {m['wall_s']:.1f} | {m['base_mb']:.0f} | {m['end_mb']:.0f} | {m['peak_mb']:.0f} |"
-          for label, m in (("1 min", m1), (f"{args.long_minutes:g} min", m10))],
-        "",
-        f"Peak memory {args.long_minutes:g} min / 1 min: {m10['peak_mb'] / m1['peak_mb']:.3f} "
-        f"(target: flat, < 1536 MB).",
-        "",
-        f"detect_over_decode_ratio: {ratio:.2f}",
-        "",
-    ]
-    text = "\n".join(lines)
-    print("\n".join(lines[:-3]))
-    if args.write_results:
-        write_section(args.write_results, SECTION, text)
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[name])
+
+    # decode alone is the same PyAV loop in every tree: its median over all runs is the common floor
+    dec = statistics.median(r["decode"] for rs in runs.values() for r in rs)
+    dec_cpu = statistics.median(r["decode_cpu"] for rs in runs.values() for r in rs)
+
+    print(f"`python benchmarks/detect_speed.py --repeats {args.repeats}"
+          f"{' --baseline-src ' + str(args.baseline_src) if args.baseline_src else ''}` — "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+          f"device {args.device}, torch threads {args.threads or 'default'}, load average at the end "
+          f"{os.getloadavg()[0]:.1f}. Model {args.checkpoint or repr(args.model) + ' (random init)'}; "
+          f"medians of {args.repeats} fresh processes per tree, interleaved; 10 s 25 fps 640x360 clip.")
+    print()
+    print(f"Decode alone (all runs): {dec:.3f} s wall, {dec_cpu:.3f} s CPU; ratios below are over these.")
+    print()
+    print("| tree | prepare s (x decode) | detect s (x decode) | model s (x decode) | "
+          "CPU: prepare x decode | CPU: detect x decode |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, _ in trees:
+        print(f"| {name} | {med(name, 'prepare'):.3f} ({med(name, 'prepare') / dec:.2f}) | "
+              f"{med(name, 'detect'):.3f} ({med(name, 'detect') / dec:.2f}) | {med(name, 'model_s'):.3f} "
+              f"({med(name, 'model_s') / dec:.2f}) | {med(name, 'prepare_cpu') / dec_cpu:.2f} | "
+              f"{med(name, 'detect_cpu') / dec_cpu:.2f} |")
+    for name, _ in trees:
+        if args.prefetch_arm and all("detect_prefetch" in r for r in runs[name]):
+            print(f"{name}: Detector(prefetch=True), 1 torch thread: {med(name, 'detect_prefetch'):.3f} s "
+                  f"({med(name, 'detect_prefetch') / dec:.2f} x decode; CPU {med(name, 'detect_prefetch_cpu') / dec_cpu:.2f})")
+    # per-repeat ratios (each repeat's detect over its own decode), the spread under load
+    for name, _ in trees:
+        rs = sorted(r["detect"] / r["decode"] for r in runs[name])
+        print(f"{name}: detect/decode per repeat {', '.join(f'{x:.2f}' for x in rs)}")
+    if args.baseline_src:
+        print(f"detect speed-up current vs baseline (median wall): {med('baseline', 'detect') / med('current', 'detect'):.2f}x; "
+              f"model {med('baseline', 'model_s') / med('current', 'model_s'):.2f}x; "
+              f"prepare {med('baseline', 'prepare') / med('current', 'prepare'):.2f}x")
+    for name, m in mem.items():
+        print(f"8192x8192 0.4 s clip, {name}: peak RSS {m['peak_mb']:.0f} MB (after imports + model "
+              f"{m['base_peak_mb']:.0f} MB), wall {m['wall_s']:.1f} s, frames scored {m['frames']} (target <= 1024 MB)")
+    for minutes, m in long_mem.items():
+        print(f"{minutes:g} min 320x180: frames {m['frames']}, wall {m['wall_s']:.1f} s, peak {m['peak_mb']:.0f} MB")
+    ratio = med("current", "detect") / dec
     print(f"detect_over_decode_ratio: {ratio:.2f}")
 
 

@@ -10,9 +10,13 @@ is its own. The process baseline (Python + torch + the model + the clip) is repo
 Targets on 2 cores: ``small`` <= 0.05 s forward per second of video with peak <= 1 GiB; ``base`` no
 slower per video-second than the public BA-TFD+ (0.29 s, measured on this machine kind by issue 3).
 
+``--baseline-src DIR`` (another checkout's ``src``) measures that code too, in the same run, config by
+config and interleaved with this one (before/after under the same load). Nothing is written to
+benchmarks/RESULTS.md: results are copied there by hand.
+
 Usage:
-    python benchmarks/model_speed.py                    # tiny, small, base; prints the table
-    python benchmarks/model_speed.py --configs small --json --write-results /tmp/R.md
+    python benchmarks/model_speed.py                    # tiny, small, base
+    python benchmarks/model_speed.py --configs small --repeats 5 --baseline-src /tmp/base/src --json
 
 The last line printed is ``small_forward_s_per_video_s: X``.
 """
@@ -22,11 +26,10 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-
-from _results import add_results_flag, write_section
 
 CLIP_FRAMES = 512          # 20.48 s at 25 fps
 FACE = 96
@@ -128,10 +131,12 @@ def worker(name: str, threads: int, repeats: int, train_windows: int, window_bat
 
 
 def run_config(name: str, threads: int, repeats: int, train_windows: int, window_batch: int,
-               omp_wait_policy: str) -> dict:
+               omp_wait_policy: str, src: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--threads", str(threads), "--repeats", str(repeats),
            "--train-windows", str(train_windows), "--window-batch", str(window_batch)]
     env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
     # must be in the environment before torch (libgomp) loads, hence the fresh process
     if omp_wait_policy == "default":
         env.pop("OMP_WAIT_POLICY", None)
@@ -142,19 +147,20 @@ def run_config(name: str, threads: int, repeats: int, train_windows: int, window
         return {"config": name, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
     row = json.loads(res.stdout.strip().splitlines()[-1])
     row["omp_wait_policy"] = omp_wait_policy
+    row["tree"] = "baseline" if src else "current"
     return row
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| config | threads | OMP_WAIT_POLICY | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
+    head = ("| tree | config | threads | OMP_WAIT_POLICY | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
             "fwd+bwd wall s / video-s | fwd+bwd CPU s / video-s | peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | "
             "baseline RSS (MiB) |")
-    lines = [head, "|" + "---|" * 14]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | error: {r['error']} |" + " |" * 12)
+            lines.append(f"| {r.get('tree', 'current')} | {r['config']} | error: {r['error']} |" + " |" * 12)
             continue
-        lines.append(f"| {r['config']} | {r['threads']} | {r['omp_wait_policy']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
+        lines.append(f"| {r.get('tree', 'current')} | {r['config']} | {r['threads']} | {r['omp_wait_policy']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
                      f"{r['gflops_per_video_s']:.2f} | {r['forward_s_per_video_s']:.4f} | "
                      f"{r['forward_cpu_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | "
                      f"{r['train_cpu_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
@@ -164,7 +170,7 @@ def table(rows: list[dict]) -> str:
 
 def verdicts(rows: list[dict]) -> list[str]:
     """Target checks on the rows of the first thread count measured."""
-    ok = [r for r in rows if "error" not in r]
+    ok = [r for r in rows if "error" not in r and r.get("tree", "current") == "current"]
     if not ok:
         return []
     first = (ok[0]["threads"], ok[0]["window_batch"], ok[0].get("omp_wait_policy"))
@@ -191,6 +197,31 @@ def verdicts(rows: list[dict]) -> list[str]:
     return out
 
 
+def side_by_side(rows: list[dict], threads: int, window_batch: int) -> list[str]:
+    """Median forward time per config and tree over the rounds, and current / baseline ratios."""
+    out = []
+    names = sorted({r["config"] for r in rows if "error" not in r})
+    for name in names:
+        per = {}
+        for tree in ("current", "baseline"):
+            vals = [r for r in rows if "error" not in r and r["config"] == name and r.get("tree") == tree
+                    and r["threads"] == threads and r["window_batch"] == window_batch
+                    and r.get("omp_wait_policy") != "default"]
+            if vals:
+                per[tree] = {k: statistics.median(v[k] for v in vals) for k in
+                             ("forward_s_per_video_s", "forward_cpu_s_per_video_s", "train_s_per_video_s")}
+                per[tree]["n"] = len(vals)
+        for tree, m in per.items():
+            out.append(f"{name} {tree}: forward {m['forward_s_per_video_s']:.4f} s per video-second (CPU "
+                       f"{m['forward_cpu_s_per_video_s']:.4f}), fwd+bwd {m['train_s_per_video_s']:.4f}; median of {m['n']}")
+        if len(per) == 2:
+            c, b = per["current"], per["baseline"]
+            out.append(f"{name}: baseline / current forward = {b['forward_s_per_video_s'] / c['forward_s_per_video_s']:.2f}x "
+                       f"wall, {b['forward_cpu_s_per_video_s'] / c['forward_cpu_s_per_video_s']:.2f}x CPU; "
+                       f"fwd+bwd {b['train_s_per_video_s'] / c['train_s_per_video_s']:.2f}x")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", nargs="+", default=["tiny", "small", "base"])
@@ -208,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="windows of the clip stacked per forward (1 = one window at a time, the headline)")
     ap.add_argument("--train-windows", type=int, default=4,
                     help="windows timed for forward+backward (scaled to per video-second)")
-    add_results_flag(ap, SECTION)
+    ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)   # kept for old command lines
+    ap.add_argument("--baseline-src", default=None,
+                    help="a baseline checkout's src folder, measured side by side (interleaved) with this one")
     ap.add_argument("--json", action="store_true", help="also print the raw rows as JSON")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="fresh processes per config and tree (interleaved); the summary takes their median")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -222,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 print(f"measuring {name}: {threads} thread(s), {wb} window(s) per forward ...", file=sys.stderr,
                       flush=True)
-                rows.append(run_config(name, threads, args.repeats, args.train_windows, wb, args.omp_wait_policy))
+                pair = [None, args.baseline_src] if args.baseline_src else [None]
+                for rnd in range(args.rounds):
+                    for src in (pair if rnd % 2 == 0 else pair[::-1]):
+                        rows.append(run_config(name, threads, args.repeats, args.train_windows, wb,
+                                               args.omp_wait_policy, src))
     if "small" in args.configs and args.omp_wait_policy != "default" and not args.no_policy_comparison:
         print("measuring small with the default OpenMP wait policy (side by side) ...", file=sys.stderr, flush=True)
         rows.append(run_config("small", args.threads[0], args.repeats, args.train_windows, args.window_batch[0],
@@ -235,23 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         print(n)
     if args.json:
         print(json.dumps(rows, indent=2))
-    if args.write_results:
-        body = (
-            f"{SECTION}\n\nCPU, threads {', '.join(map(str, args.threads))}, fp32, batch 1 (one video; its windows "
-            f"run {' or '.join(map(str, args.window_batch))} per forward), random weights; one "
-            f"{CLIP_FRAMES}-frame ({CLIP_FRAMES / FPS:.2f} s) clip of {FACE}x{FACE} faces in windows of `num_frames`; "
-            f"fastest of {args.repeats} passes (forward: the whole clip in eval mode; forward+backward: "
-            f"{args.train_windows} windows in train mode with the full criterion, scaled per video-second). "
-            f"\"CPU\" = process CPU time (user+sys, all threads): less sensitive to other jobs than wall time. "
-            f"OMP_WAIT_POLICY={args.omp_wait_policy} in the measuring processes (see the comparison row). "
-            f"Peak = ru_maxrss of a fresh process per config and thread count (includes the baseline: Python, "
-            f"torch, model, clip). 1-min load average at the end of the run: {load:.1f} on 2 cores shared with "
-            f"other jobs, so wall times are upper bounds. Command: `python benchmarks/model_speed.py`.\n\n"
-            f"{tab}\n\n" + "".join(f"- {n}\n" for n in notes))
-        write_section(args.write_results, SECTION, body)
-    small = next((r for r in rows if r.get("config") == "small" and "error" not in r
-                  and r["threads"] == args.threads[0] and r["window_batch"] == args.window_batch[0]), None)
-    print(f"small_forward_s_per_video_s: {small['forward_s_per_video_s']:.4f}" if small
+    print(f"1-min load average at the end: {load:.1f}")
+    summary = side_by_side(rows, args.threads[0], args.window_batch[0])
+    for line in summary:
+        print(line)
+    small = [r["forward_s_per_video_s"] for r in rows if r.get("config") == "small" and "error" not in r
+             and r.get("tree") == "current" and r["threads"] == args.threads[0]
+             and r["window_batch"] == args.window_batch[0] and r.get("omp_wait_policy") == args.omp_wait_policy]
+    print(f"small_forward_s_per_video_s: {statistics.median(small):.4f}" if small
           else "small_forward_s_per_video_s: nan")
     return 0
 

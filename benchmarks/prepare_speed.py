@@ -4,18 +4,23 @@ Decode-only = demux + decode every video and audio frame with PyAV (same threadi
 no conversion at all: the least any pipeline must pay. Full prepare = ``prepare_file`` (timestamp
 resampling, face detection + tracking, crops, audio resampling, log-mel) + writing the sample file
 to a cache, i.e. what ``macbdf prepare`` does per video. Clips alternate decode/prepare so that
-load changes on a shared machine hit both sides alike. The headline is the ratio (target <= 2.0).
+load changes on a shared machine hit both sides alike. The headline is the ratio (target <= 1.5).
 
 Clips: the real clips in ../shared/media when present (``--clips DIR`` to choose), else generated
-ones. Prints the results; ``--write-results FILE`` also puts them into FILE's ``## prepare_speed`` section.
+ones. With ``--baseline-src DIR`` (another checkout's ``src``) every pass runs in a fresh process per
+code tree, alternating, and both trees' ratios are printed side by side. Nothing is written to
+benchmarks/RESULTS.md: results are copied there by hand.
 
 Usage:
-    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--write-results FILE]
+    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--baseline-src DIR]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import platform
 import resource
 import sys
@@ -26,7 +31,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from _results import add_results_flag, write_section
 from macbdf.config import PreprocessConfig
 from macbdf.data.manifest import SampleRecord
 from macbdf.data.cache import write_sample
@@ -35,7 +39,6 @@ from macbdf.media.prepare import default_face_detector, prepare_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO.parent / "shared" / "media"
-SECTION = "## prepare_speed"
 
 
 def decode_only(path: Path) -> int:
@@ -93,8 +96,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=Path, default=None, help="folder of .mp4 clips (default ../shared/media)")
     ap.add_argument("--repeat", type=int, default=1, help="passes over the clips (times are summed)")
-    add_results_flag(ap, SECTION)
+    ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)   # kept for old command lines
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="a baseline checkout's src folder, measured side by side (a fresh process per pass and tree)")
+    ap.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.baseline_src is not None:
+        side_by_side(args)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="prepare_speed_"))
     src = args.clips or SHARED_MEDIA
@@ -154,13 +163,45 @@ def main() -> None:
         "",
         f"prepare_over_decode_ratio: {ratio:.2f}",
     ]
-    print("\n".join(lines[:-1]))
-    if args.write_results:
-        write_section(args.write_results, SECTION, "\n".join([SECTION, *lines]) + "\n")
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.child_json:
+        print(json.dumps({"t_dec": t_dec, "t_prep": t_prep, "c_dec": c_dec, "c_prep": c_prep,
+                          "per_clip": per_clip}))
+        return
+    print("\n".join(lines[:-1]))
     print(f"prepare_over_decode_ratio: {ratio:.2f}")
+
+
+def side_by_side(args: argparse.Namespace) -> None:
+    """Each pass over the clips in a fresh process per code tree (alternating order); ratios per tree."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    trees = [("current", src), ("baseline", args.baseline_src.resolve())]
+    res: dict[str, list[dict]] = {n: [] for n, _ in trees}
+    for rep in range(args.repeat):
+        for name, tree in (trees if rep % 2 == 0 else trees[::-1]):
+            cmd = [sys.executable, __file__, "--child-json"] + (["--clips", str(args.clips)] if args.clips else [])
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(tree)))
+            res[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = res[name][-1]
+            print(f"pass {rep} {name}: decode {r['t_dec']:.2f} s, prepare {r['t_prep']:.2f} s, ratio "
+                  f"{r['t_prep'] / r['t_dec']:.2f} (CPU {r['c_prep'] / r['c_dec']:.2f})", file=sys.stderr, flush=True)
+    print(f"`python benchmarks/prepare_speed.py --repeat {args.repeat} --baseline-src {args.baseline_src}` — "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load average at the end "
+          f"{os.getloadavg()[0]:.1f}; one fresh process per pass and tree, alternating")
+    print("| tree | passes | wall ratio per pass | median wall ratio | median CPU ratio | decode s (median) | prepare s (median) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    med = {}
+    for name, _ in trees:
+        rs = res[name]
+        wr = [r["t_prep"] / r["t_dec"] for r in rs]
+        cr = [r["c_prep"] / r["c_dec"] for r in rs]
+        med[name] = statistics.median(wr)
+        print(f"| {name} | {len(rs)} | {', '.join(f'{x:.2f}' for x in wr)} | {med[name]:.2f} | "
+              f"{statistics.median(cr):.2f} | {statistics.median(r['t_dec'] for r in rs):.2f} | "
+              f"{statistics.median(r['t_prep'] for r in rs):.2f} |")
+    print(f"prepare_over_decode_ratio: {med['current']:.2f}")
 
 
 if __name__ == "__main__":

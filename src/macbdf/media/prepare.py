@@ -59,6 +59,11 @@ ROI_CONTEXT = 1.0          # region search: tracked face side x this on each sid
 READ_AHEAD = 6             # frames decoded ahead in a background thread (0 = decode inline)
 ROI_MIN, ROI_MAX = 0.7, 1.45  # region search: face size range relative to the tracked face (0.2 s apart)
 ROI_SIDE = 96              # region search image's longer side (pixels)
+# Frames with a longer side above this are shrunk at decode (FFmpeg's area scaler, integer factor, to at
+# most half of it) before they are held anywhere: a face crop is face_size (96) px, and the smallest face
+# the detector looks for (8 % of the shorter side) still spans >= 1.5 x face_size px of a 2048 x 1152
+# frame. Memory of an 8192 x 8192 clip: 1.5 GB -> see benchmarks/RESULTS.md, "speed (session 6)".
+DECODE_MAX_SIDE = 4096
 
 
 @dataclass
@@ -183,7 +188,7 @@ class _CropStream:
         size = int(cfg.face_size)
         buf: deque[tuple[int, Any]] = deque()
         frames = iter_video_frames(self.path, cfg.fps, max_frames=self.max_frames, stats=self.stats,
-                                   deadline=self.deadline)
+                                   deadline=self.deadline, max_side=DECODE_MAX_SIDE)
         for k, frame in (read_ahead(frames, READ_AHEAD) if READ_AHEAD else frames):
             check_deadline(self.deadline)   # face detection on a huge frame is the slow part
             if self.tracker is None:
@@ -293,6 +298,8 @@ def _flags(stream: _CropStream, found: np.ndarray, duration: float, reader: Audi
         info["face_lost_s"] = lost[:20]
     if switches:
         info["speaker_switch_s"] = [round(k / stream.cfg.fps, 2) for k in switches[:20]]
+    if st.get("decode_shrink", 1) > 1:
+        info["decode_shrink"] = int(st["decode_shrink"])
     for key in ("decode_error", "header_duration"):
         if st.get(key) is not None:
             info[key] = st[key]

@@ -33,6 +33,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from macbdf.models.config import ModelConfig
+from macbdf.models.fastpath import bn_tensors, fold_conv_bn, frozen_cache, frozen_eval
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -162,8 +163,47 @@ class ConvStem(nn.Module):
             c_in = c_out
         self.net = nn.Sequential(*mods)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, in_mean: Tensor | None = None, in_std: Tensor | None = None) -> Tensor:
+        """x (N, in_ch, H, W); with ``in_mean`` / ``in_std`` (per input channel) x is first standardised."""
+        if frozen_eval(self):
+            return self._frozen_forward(x, in_mean, in_std)
+        if in_mean is not None and in_std is not None:
+            x = (x - in_mean.view(1, -1, 1, 1)) / in_std.view(1, -1, 1, 1)
         return self.net(x)
+
+    def _frozen_forward(self, x: Tensor, in_mean: Tensor | None, in_std: Tensor | None) -> Tensor:
+        """Inference path: every BatchNorm folded into its convolution, and the input standardisation
+        folded into the first one (its zero padding becomes a fixed bias map). Same result as the
+        reference path up to float rounding."""
+        convs = [m for m in self.net if isinstance(m, nn.Conv2d)]
+        bns = [m for m in self.net if isinstance(m, nn.BatchNorm2d)]
+        tensors = [t for c, bn in zip(convs, bns) for t in (c.weight, *bn_tensors(bn))]
+        norm = in_mean is not None and in_std is not None
+        if norm:
+            tensors += [in_mean, in_std]
+        h, w = x.shape[-2:]
+
+        def build() -> list[tuple[Tensor, Tensor]]:
+            layers = [tuple(t.to(x.dtype) for t in fold_conv_bn(c, bn)) for c, bn in zip(convs, bns)]
+            if norm:
+                # conv(W, (x - m) / s) with zero padding = conv(W / s, x) - conv(W / s, m on the frame, 0 outside)
+                w0, b0 = layers[0]
+                inv = (1.0 / in_std).to(x.dtype).view(1, -1, 1, 1)
+                w0n = w0 * inv
+                const = (in_mean.to(x.dtype).view(1, -1, 1, 1) * torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
+                c0 = convs[0]
+                bias_map = b0.view(1, -1, 1, 1) - F.conv2d(const, w0n, None, c0.stride, c0.padding)
+                layers[0] = (w0n, bias_map)
+            return layers
+
+        layers = frozen_cache(self, "folded", tensors, (x.dtype, x.device, h, w, norm), build)
+        for i, (c, (wt, b)) in enumerate(zip(convs, layers)):
+            if i == 0 and norm:
+                x = F.conv2d(x, wt, None, c.stride, c.padding).add_(b)
+            else:
+                x = F.conv2d(x, wt, b, c.stride, c.padding)
+            x = F.relu_(x)
+        return x
 
 
 class VideoEncoder(nn.Module):
@@ -212,8 +252,8 @@ class VideoEncoder(nn.Module):
         if any(pads):
             x = F.pad(x, pads)
         if self.stem is not None:
-            x = (x - self.mean) / self.std
-            y = self.stem(rearrange(x, "b t c h w -> (b t) c h w"))              # (B*T, N, S/r, S/r)
+            # standardised inside the stem (folded into its first convolution on the inference path)
+            y = self.stem(rearrange(x, "b t c h w -> (b t) c h w"), self.mean.view(3), self.std.view(3))  # (B*T, N, S/r, S/r)
             r = self.patch // self.stem_stride
             x = rearrange(y, "(b t pt) c (h ph) (w pw) -> b t (h w) (pt c ph pw)", b=b, pt=self.tubelet, ph=r, pw=r)
             x = self.embed(x)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from macbdf.models.fastpath import frozen_cache, no_grad_into
+
 
 def _conv(nd: int) -> type[nn.Module]:
     return {2: nn.Conv2d, 3: nn.Conv3d}[nd]
@@ -97,7 +99,8 @@ class DepthwiseSame(nn.Module):
     tokens) PyTorch's depthwise 3-D convolution backward takes about half of a whole training
     step. There the convolution is computed exactly as a per-channel matrix on the flattened map,
     out[b, c] = (sum_o w[c, o] S_o) x[b, c], with S_o the fixed 0/1 shift operators; large maps
-    (GPU configs) use the convolution.
+    (GPU configs) use the convolution. Without autograd (inference) the per-channel matrix is
+    built once and reused (`frozen_cache`): building it is most of the cost of applying it.
     """
 
     def __init__(self, channels: int, k: int, d: int = 1, nd: int = 3) -> None:
@@ -109,18 +112,32 @@ class DepthwiseSame(nn.Module):
         self.kernel_size, self.dilation, self.groups = (k,) * nd, (d,) * nd, channels
         self._ops: dict[tuple, Tensor] = {}
 
-    def forward(self, x: Tensor) -> Tensor:
-        shape = tuple(x.shape[2:])
+    def uses_matrix(self, shape: tuple[int, ...]) -> bool:
+        """Whether a map of spatial ``shape`` takes the per-channel matrix path."""
+        n = math.prod(shape)
+        return self.k ** self.nd * n * n <= _DENSE_LIMIT
+
+    def _build_matrix(self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
         n, offsets = math.prod(shape), self.k ** self.nd
-        if offsets * n * n > _DENSE_LIMIT:
-            conv = F.conv3d if self.nd == 3 else F.conv2d
-            return conv(x, self.weight, self.bias, padding="same", dilation=self.d, groups=x.shape[1])
-        key = (shape, x.device)
+        key = (shape, device)
         op = self._ops.get(key)
         if op is None:
-            op = self._ops[key] = _shift_operator(shape, self.k, self.d, x.device)
-        c = x.shape[1]
-        mat = (self.weight.view(c, offsets).to(x.dtype) @ op.to(x.dtype).view(offsets, n * n)).view(c, n, n)
+            with torch.inference_mode(False):    # a normal tensor: reused by training after an inference pass
+                op = self._ops[key] = _shift_operator(shape, self.k, self.d, device)
+        c = self.weight.shape[0]
+        return (self.weight.view(c, offsets).to(dtype) @ op.to(dtype).view(offsets, n * n)).view(c, n, n)
+
+    def matrix(self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+        """(C, N, N) per-channel operator on a flattened map of spatial ``shape`` (N = prod(shape))."""
+        return frozen_cache(self, "matrix", (self.weight,), (shape, device, dtype),
+                            lambda: self._build_matrix(shape, device, dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape[2:])
+        if not self.uses_matrix(shape):
+            conv = F.conv3d if self.nd == 3 else F.conv2d
+            return conv(x, self.weight, self.bias, padding="same", dilation=self.d, groups=x.shape[1])
+        mat = self.matrix(shape, x.device, x.dtype)
         y = torch.einsum("cpq,bcq->bcp", mat, x.flatten(2)) + self.bias.to(x.dtype)[:, None]
         return y.view(x.shape)
 
@@ -158,7 +175,35 @@ class MSTLKA(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         parts = torch.split(x, self.sizes, dim=1)
+        shape = tuple(x.shape[2:])
+        if all(m.uses_matrix(shape) for g, lka in zip(self.gate, self.lka) for m in (g, lka.dw, lka.dwd)):
+            if no_grad_into(self.parameters()):
+                return torch.cat([self._group_frozen(i, p) for i, p in enumerate(parts)], dim=1)
         return torch.cat([g(p) * lka(p) for p, g, lka in zip(parts, self.gate, self.lka)], dim=1)
+
+    def _group_frozen(self, i: int, p: Tensor) -> Tensor:
+        """Inference path of group i: the gate and f_DWD(f_DW(.)) composed into one cached per-channel
+        operator (C_i, 2N, N) + bias, applied in a single batched product; then f_PW and the product.
+
+        Same result as ``gate(p) * lka(p)`` up to float rounding (the composition reorders sums).
+        """
+        gate, lka = self.gate[i], self.lka[i]
+        shape, dev, dt = tuple(p.shape[2:]), p.device, p.dtype
+        n = math.prod(shape)
+
+        def build() -> tuple[Tensor, Tensor]:
+            m1, m2 = lka.dw.matrix(shape, dev, dt), lka.dwd.matrix(shape, dev, dt)
+            mg = gate.matrix(shape, dev, dt)
+            b1, b2, bg = (m.bias.to(dt) for m in (lka.dw, lka.dwd, gate))
+            m21 = torch.bmm(m2, m1)                                               # (C, N, N)
+            b21 = torch.bmm(m2, b1[:, None, None].expand(-1, n, 1))[..., 0] + b2[:, None]  # (C, N)
+            return torch.cat([mg, m21], 1), torch.cat([bg[:, None].expand(-1, n), b21], 1)
+
+        params = (gate.weight, gate.bias, lka.dw.weight, lka.dw.bias, lka.dwd.weight, lka.dwd.bias)
+        op, bias = frozen_cache(self, f"group{i}", params, (shape, dev, dt), build)
+        z = torch.einsum("cpq,bcq->bcp", op, p.flatten(2)) + bias                  # (B, C_i, 2N)
+        g, l = z[:, :, :n], z[:, :, n:]
+        return (g.reshape(p.shape) * lka.pw(l.reshape(p.shape)))
 
 
 class GSAU(nn.Module):

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from macbdf.models.fastpath import bn_tensors, fold_conv_bn, frozen_cache, frozen_eval
+
 NUM_SYNC_FEATURES = 4
 
 
@@ -79,6 +81,8 @@ class SyncVideoNet(nn.Module):
         self.temporal = nn.Conv1d(width, out_dim, 3, padding=1)
 
     def forward(self, video: Tensor) -> Tensor:
+        if frozen_eval(self):
+            return self._frozen_forward(video)
         b, t = video.shape[:2]
         x = rearrange(video, "b t c h w -> (b t) c h w").mean(1, keepdim=True)     # grey (BT, 1, S, S)
         if self.region == "mouth":
@@ -89,6 +93,46 @@ class SyncVideoNet(nn.Module):
         else:
             x = F.avg_pool2d(x, 2, ceil_mode=True)
         f = rearrange(self.conv(x).mean((2, 3)), "(b t) c -> b c t", b=b, t=t)       # (B, W, T)
+        return F.normalize(rearrange(self.temporal(f), "b d t -> b t d"), dim=-1)
+
+    def _frozen_forward(self, video: Tensor) -> Tensor:
+        """Inference path: BatchNorms folded into the convolutions, and the grey conversion (plus the
+        2x2 average pooling of the "face" region on even-sized frames) folded into the first one: a
+        3x3 stride-2 convolution of the 2x2-pooled grey image is a 6x6 stride-4 convolution of the
+        colour frame with the same zero padding. Same result up to float rounding."""
+        b, t = video.shape[:2]
+        x = rearrange(video, "b t c h w -> (b t) c h w")
+        convs = [m for m in self.conv if isinstance(m, nn.Conv2d)]
+        bns = [m for m in self.conv if isinstance(m, nn.BatchNorm2d)]
+        tensors = [u for c, bn in zip(convs, bns) for u in (c.weight, *bn_tensors(bn))]
+        s_h, s_w = x.shape[-2:]
+        pooled = self.region != "mouth"
+        composite = pooled and s_h % 2 == 0 and s_w % 2 == 0
+
+        def build() -> list[tuple[Tensor, Tensor]]:
+            layers = [tuple(u.to(x.dtype) for u in fold_conv_bn(c, bn)) for c, bn in zip(convs, bns)]
+            w0, b0 = layers[0]
+            if composite:
+                w0 = (w0 / 12.0).repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+            else:                                # the grey conversion only (mean of the 3 channels)
+                w0 = w0 / 3.0
+            layers[0] = (w0.expand(-1, x.shape[1], -1, -1).contiguous(), b0)
+            return layers
+
+        layers = frozen_cache(self, "folded", tensors, (x.dtype, x.device, composite), build)
+        if self.region == "mouth":
+            r0, r1, c0, c1 = self.MOUTH_REGION
+            x = x[..., int(r0 * s_h):max(int(r0 * s_h) + 1, int(r1 * s_h)),
+                  int(c0 * s_w):max(int(c0 * s_w) + 1, int(c1 * s_w))]
+        elif not composite:                      # odd size: pool as the reference path does
+            x = F.avg_pool2d(x, 2, ceil_mode=True)
+        for i, (c, (w, bias)) in enumerate(zip(convs, layers)):
+            if i == 0 and composite:
+                x = F.conv2d(x, w, bias, 2 * c.stride[0], 2 * c.padding[0])
+            else:
+                x = F.conv2d(x, w, bias, c.stride, c.padding)
+            x = F.relu_(x)
+        f = rearrange(x.mean((2, 3)), "(b t) c -> b c t", b=b, t=t)
         return F.normalize(rearrange(self.temporal(f), "b d t -> b t d"), dim=-1)
 
 
@@ -111,7 +155,15 @@ class SyncAudioNet(nn.Module):
             pad = audio.amin(dim=(1, 2), keepdim=True).expand(-1, need - audio.shape[1], audio.shape[2])
             audio = torch.cat([audio, pad], 1)
         x = rearrange(audio[:, :need], "b (t k) m -> b (k m) t", k=self.mpf)           # (B, mpf*M, T)
-        return F.normalize(rearrange(self.net(x), "b d t -> b t d"), dim=-1)
+        if frozen_eval(self):
+            # inference path: the BatchNorm folded into the first convolution
+            c1, bn, _, c2 = self.net
+            w, bias = frozen_cache(self, "folded", [c1.weight, *bn_tensors(bn)], (x.dtype, x.device),
+                                   lambda: tuple(u.to(x.dtype) for u in fold_conv_bn(c1, bn)))
+            y = c2(F.relu_(F.conv1d(x, w, bias, c1.stride, c1.padding)))
+        else:
+            y = self.net(x)
+        return F.normalize(rearrange(y, "b d t -> b t d"), dim=-1)
 
 
 def sync_similarity(a: Tensor, v: Tensor) -> Tensor:

@@ -1,0 +1,148 @@
+"""Inference fast paths (macbdf.models.fastpath) give the reference path's outputs to float rounding.
+
+The reference path is the one autograd uses (gradients on); the fast paths run only without autograd
+(``torch.inference_mode`` / ``torch.no_grad``) in eval mode. Weights and BatchNorm statistics are
+randomised so that every fold (BatchNorm into a convolution, the input standardisation and the grey
+conversion into a first convolution, composed depthwise operators) is exercised with non-trivial values.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from macbdf.models.encoders import ConvStem
+from macbdf.models.multiscale import MSTLKA, DepthwiseSame
+from macbdf.models.registry import create_model
+from macbdf.models.sync import SyncAudioNet, SyncVideoNet
+
+FLOAT_KEYS_SKIP = ()
+
+
+def _randomise(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 2 + 0.2)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+        for name, p in model.named_parameters():
+            if "lambda" in name or "mod_" in name:      # layer scales and zero-initialised modulations
+                p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def _reference(model: nn.Module, batch: dict) -> dict:
+    with torch.enable_grad():
+        return {k: v.detach() for k, v in model(batch).items()}
+
+
+def _assert_same(ref: dict, fast: dict, atol: float = 1e-5) -> None:
+    assert set(ref) == set(fast)
+    for k in ref:
+        if ref[k].is_floating_point():
+            torch.testing.assert_close(fast[k], ref[k], atol=atol, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")
+        else:
+            assert torch.equal(fast[k], ref[k]), k
+
+
+@pytest.mark.parametrize("name,overrides", [("tiny", {}), ("small", {}), ("small", {"sync_region": "mouth"}),
+                                            ("tiny", {"video_stem": 8, "audio_stem": 8, "sync_dim": 8})])
+def test_model_inference_path_matches_reference(one_torch_thread, name, overrides):
+    torch.manual_seed(0)
+    model = _randomise(create_model(name, **overrides)).eval()
+    batch = model.dummy_batch(batch_size=3)     # the second sample is partly padded
+    ref = _reference(model, batch)
+    with torch.inference_mode():
+        fast = model(batch)
+        again = model(batch)                     # from the caches
+    _assert_same(ref, fast)
+    _assert_same(fast, again, atol=0.0)
+    with torch.no_grad():
+        _assert_same(ref, model(batch))
+
+
+def test_caches_follow_weight_changes(one_torch_thread):
+    torch.manual_seed(0)
+    model = _randomise(create_model("small")).eval()
+    batch = model.dummy_batch(batch_size=2)
+    with torch.inference_mode():
+        model(batch)                             # fill the caches
+    # an optimizer-style in-place update, then a load_state_dict of other weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.05)
+    with torch.inference_mode():
+        fast = model(batch)
+    _assert_same(_reference(model, batch), fast)
+    other = _randomise(create_model("small"), seed=1)
+    model.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        fast = model(batch)
+    _assert_same(_reference(model, batch), fast)
+    # back to training: the reference path (and its gradients) again, BatchNorm on batch statistics
+    model.train()
+    out = model(batch)
+    out["logit"].sum().backward()
+    assert model.video_encoder.stem.net[0].weight.grad is not None
+
+
+def test_training_mode_and_grad_never_take_the_fast_path():
+    torch.manual_seed(0)
+    stem = _randomise(ConvStem(3, 16, 2, layers=3))
+    x = torch.rand(4, 3, 32, 32)
+    mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
+    with torch.no_grad():                         # train mode: batch statistics, no fold
+        y_train = stem(x, mean, std)
+        want = stem.net((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
+    torch.testing.assert_close(y_train, want)
+    assert "_frozen_cache" not in stem.__dict__
+    stem.eval()
+    with torch.inference_mode():
+        fast = stem(x, mean, std)
+    torch.testing.assert_close(fast, stem.net((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)), atol=1e-5, rtol=1e-4)
+    assert "_frozen_cache" in stem.__dict__
+
+
+@pytest.mark.parametrize("size,region", [((96, 96), "face"), ((45, 52), "face"), ((96, 96), "mouth"), ((33, 31), "mouth")])
+def test_sync_video_fold_of_grey_and_pooling(size, region):
+    torch.manual_seed(0)
+    net = _randomise(SyncVideoNet(16, width=16, region=region)).eval()
+    video = torch.rand(2, 5, 3, *size)
+    with torch.enable_grad():
+        ref = net(video).detach()
+    with torch.inference_mode():
+        fast = net(video)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_sync_audio_fold():
+    torch.manual_seed(0)
+    net = _randomise(SyncAudioNet(4, 16, 8)).eval()
+    audio = torch.randn(2, 40, 16)
+    with torch.enable_grad():
+        ref = net(audio, 10).detach()
+    with torch.inference_mode():
+        fast = net(audio, 10)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("nd,shape", [(3, (8, 3, 3)), (2, (8, 4)), (3, (5, 2, 3))])
+def test_mstlka_composed_operator(nd, shape):
+    torch.manual_seed(0)
+    m = MSTLKA(10, ((5, 2), (9, 3)), nd).double()
+    x = torch.randn(2, 10, *shape, dtype=torch.float64)
+    with torch.enable_grad():
+        ref = m(x).detach()
+    with torch.no_grad():
+        fast = m(x)
+        assert "_frozen_cache" in m.__dict__
+    torch.testing.assert_close(fast, ref)
+    dw = DepthwiseSame(6, 3, 1, nd)
+    y = torch.randn(1, 6, *shape)
+    with torch.enable_grad():
+        r = dw(y).detach()
+    with torch.inference_mode():
+        torch.testing.assert_close(dw(y), r)
