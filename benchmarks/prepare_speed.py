@@ -11,8 +11,12 @@ ones. With ``--baseline-src DIR`` (another checkout's ``src``) every pass runs i
 code tree, alternating, and both trees' ratios are printed side by side. Nothing is written to
 benchmarks/RESULTS.md: results are copied there by hand.
 
+The cost of following the speaking face in multi-face footage (``--speaker-clip``, default the corpus's
+split-screen interview when ../shared/realcorpus is present): prepare of that clip with the speaker choice
+(``macbdf.media.prepare.SPEAKER_CHOICE``) on and off, alternating, CPU seconds and their ratio.
+
 Usage:
-    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--baseline-src DIR]
+    python benchmarks/prepare_speed.py [--clips DIR] [--repeat N] [--baseline-src DIR] [--speaker-clip FILE]
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ from macbdf.media.decode import probe
 from macbdf.media.prepare import default_face_detector, prepare_file
 
 REPO = Path(__file__).resolve().parents[1]
+_INTERVIEW = REPO.parent / "shared" / "realcorpus" / "clips" / "real_VisualVoice_interview.mp4"
+SPEAKER_CLIP = _INTERVIEW if _INTERVIEW.is_file() else None
 SHARED_MEDIA = REPO.parent / "shared" / "media"
 
 
@@ -100,6 +106,8 @@ def main() -> None:
     ap.add_argument("--baseline-src", type=Path, default=None,
                     help="a baseline checkout's src folder, measured side by side (a fresh process per pass and tree)")
     ap.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--speaker-clip", type=Path, default=SPEAKER_CLIP,
+                    help="a multi-face clip for the speaker-choice cost (default: the corpus's interview, if present)")
     args = ap.parse_args()
     if args.baseline_src is not None:
         side_by_side(args)
@@ -171,7 +179,29 @@ def main() -> None:
                           "per_clip": per_clip}))
         return
     print("\n".join(lines[:-1]))
+    if args.speaker_clip is not None and Path(args.speaker_clip).is_file():
+        print(speaker_choice_cost(Path(args.speaker_clip), cfg))
     print(f"prepare_over_decode_ratio: {ratio:.2f}")
+
+
+def speaker_choice_cost(clip: Path, cfg: PreprocessConfig, repeat: int = 2) -> str:
+    """CPU seconds of prepare on a multi-face clip with the speaker choice on and off (alternating)."""
+    import macbdf.media.prepare as prep
+
+    cpu = {True: 0.0, False: 0.0}
+    flags: dict[bool, list[str]] = {}
+    try:
+        for rep in range(repeat):
+            for on in ((True, False) if rep % 2 == 0 else (False, True)):
+                prep.SPEAKER_CHOICE = on
+                c0 = time.process_time()
+                flags[on] = prepare_file(clip, cfg).flags
+                cpu[on] += time.process_time() - c0
+    finally:
+        prep.SPEAKER_CHOICE = True
+    return (f"- speaker choice on {clip.name}: prepare {cpu[True] / repeat:.2f} CPU s with it, "
+            f"{cpu[False] / repeat:.2f} without (ratio {cpu[True] / max(cpu[False], 1e-9):.2f}); flags with it: "
+            f"{flags[True]}, without: {flags[False]}")
 
 
 def side_by_side(args: argparse.Namespace) -> None:

@@ -59,6 +59,7 @@ ROI_CONTEXT = 1.0          # region search: tracked face side x this on each sid
 READ_AHEAD = 6             # frames decoded ahead in a background thread (0 = decode inline)
 ROI_MIN, ROI_MAX = 0.7, 1.45  # region search: face size range relative to the tracked face (0.2 s apart)
 ROI_SIDE = 96              # region search image's longer side (pixels)
+SPEAKER_CHOICE = True      # follow the speaking face among comparable ones (benchmarks/prepare_speed.py turns it off)
 # Frames with a longer side above this are shrunk at decode (FFmpeg's area scaler, integer factor, to at
 # most half of it) before they are held anywhere: a face crop is face_size (96) px, and the smallest face
 # the detector looks for (8 % of the shorter side) still spans >= 1.5 x face_size px of a 2048 x 1152
@@ -169,7 +170,7 @@ class _CropStream:
             self.detect_errors += 1
             dets = np.zeros((0, 5), np.float32)
         sides = np.maximum(dets[:, 2], dets[:, 3]) if len(dets) else np.zeros(0)
-        self._multi = int((sides >= SPEAKER_MIN_SIDE * sides.max()).sum()) >= 2 if len(dets) else False
+        self._multi = SPEAKER_CHOICE and (int((sides >= SPEAKER_MIN_SIDE * sides.max()).sum()) >= 2 if len(dets) else False)
         # mouth patches only where faces compete (one face needs no speaker choice)
         patches = [mouth_patch(gray, d) for d in dets] if self._multi else None
         dets[:, :4] /= scale
