@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, TrainConfig, ("model", "steps", "epochs", "batch_size", "seed"), exclusive=False,
               defaults={"batch_size": None},
               extra_help={"seed": "shared by every cell"})
-    parser.add_argument("--seeds", metavar="A,B,...",
+    parser.add_argument("--seeds", metavar="A,B,...", type=seeds_arg,
                         help="run the grid once per training seed (OUT/seed_<k>) and add OUT/ablation_seeds.md/.json: "
                              "per cell the mean test AUC with a 95%% t-interval over seeds and a pooled clip-bootstrap "
                              "interval, the paired difference to `full`, and an effect claimed only where the "
@@ -78,6 +78,16 @@ def parse_seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
+def seeds_arg(text: str) -> list[int]:
+    """argparse ``type=`` of ``--seeds`` (ablate and demo): a bad list is argparse's one-line usage error."""
+    import argparse
+
+    try:
+        return parse_seeds(text) or []
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from macbdf_train.ablate import CELLS, GRIDS, AblationError, run_grid, run_grid_seeds
     from macbdf_train.evaluate import EvaluationError
@@ -94,11 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --steps/--epochs must be >= 1", file=sys.stderr)
         return 2
     cells = [c.strip() for c in args.cells.split(",") if c.strip()] if args.cells else None
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    seeds = args.seeds
     from macbdf_train.config import TrainConfig, TrainError
     from macbdf_train.flags import values_from_args
 

@@ -44,6 +44,8 @@ import argparse
 import json
 import sys
 
+from macbdf.commands.ablate import seeds_arg
+
 # the demo's model names (kept here so that the module does not import torch)
 MODEL_NAMES = ("macbdf", "macbdf_nosync", "audio_only", "video_only", "concat", "concat_nosync")
 
@@ -62,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               default_text={k: f"{DEMO_TRAIN[k]}; quick {QUICK_TRAIN[k]}" for k in names},
               extra_help={"steps": "per model", "model": "of the full model and the baselines"})
     add_flags(parser, TrainConfig, ("seed",), extra_help={"seed": "also the seed of the synthetic data"})
-    parser.add_argument("--seeds", metavar="A,B,...",
+    parser.add_argument("--seeds", metavar="A,B,...", type=seeds_arg,
                         help="run the whole demo once per seed (data + training seed) in OUT/seed_<k> and report, "
                              "for every AUC, the mean with a 95%% t-interval over seeds and a pooled clip-bootstrap "
                              "interval; paired comparisons likewise (OUT/report.json). Overrides --seed")
@@ -113,7 +115,6 @@ def run_real(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from macbdf.commands.ablate import parse_seeds
 
     if args.preset == "real":
         return run_real(args)
@@ -135,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         kw["models"] = models
     kw.update(seed=args.seed, device=args.device, checkpoint=args.checkpoint, progress=not args.json)
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    seeds = args.seeds
     try:
         cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig.make(args.out, **kw)
         report = run_demo_seeds(cfg, seeds) if seeds else run_demo(cfg)
