@@ -60,7 +60,11 @@ class RealRecipeConfig:
     # (no_audio_head="fused"): clips with and without audio stay on one scale (RESULTS `## real
     # footage`: a real clip's p_fake moved -0.34 when its audio was removed with the video head, -0.10 with this)
     model_overrides: dict[str, Any] = field(default_factory=lambda: {"sync_region": "mouth", "no_audio_head": "fused"})
-    steps: int = 700
+    # 360 steps (~1.0 s each on 2 quiet cores) keep the whole recipe at ~12 minutes beside forge
+    # (~175 s), prepare (~85 s) and the evaluations (~90 s), so that the intermittent slow stretches
+    # of a shared machine (training steps at 2-2.5 s for minutes) still end within 15 minutes
+    # (RESULTS `## real footage, session 7`)
+    steps: int = 360
     batch_size: int = 16
     lr: float = 2e-3
     warmup: float = 0.15
@@ -148,6 +152,42 @@ def split_identities(clips: Sequence[CorpusClip], seed: int,
         n_test = int(round(n * ratios[2]))
         for k, ident in enumerate(order):
             out[ident] = "val" if k < n_val else "test" if k < n_val + n_test else "train"
+    return out
+
+
+# The settings each stage's output depends on (later stages depend on the earlier ones' too).
+DATA_SETTINGS = ("real_root", "manifest", "seed", "split_ratios", "segment_s", "fakes_per_segment", "silent_fraction",
+                 "forge_opts", "identities")
+TRAIN_SETTINGS = ("model", "model_overrides", "steps", "batch_size", "lr", "warmup", "lr_scales", "balance")
+EVAL_SETTINGS = ("checkpoint", "fpr", "max_real_deepfakes")
+
+
+def settings_keys(cfg: RealRecipeConfig) -> dict[str, str]:
+    """The stage markers' keys (JSON): ``data`` (forge, prepare), ``train``, ``eval`` (the rest).
+
+    Each key holds the settings its stages' output depends on, so that a changed setting redoes
+    exactly the stages it affects (a new ``steps`` retrains instead of resuming the finished
+    run). How the run is carried out (workers, device, out folder, progress bars) is in none, and
+    the corpus paths are resolved: the same corpus spelled another way ("../shared/realcorpus"
+    from the repository, an absolute path from a benchmark) must not redo finished stages.
+
+    Example:
+        >>> a = RealRecipeConfig(real_root="corpus", out="o1", workers=1, progress=False)
+        >>> b = RealRecipeConfig(real_root=os.path.abspath("corpus"), out="o2", workers=2)
+        >>> settings_keys(a) == settings_keys(b)
+        True
+        >>> k, k2 = settings_keys(a), settings_keys(dataclasses.replace(a, steps=5))
+        >>> k["data"] == k2["data"], k["train"] == k2["train"], k["eval"] == k2["eval"]
+        (True, False, False)
+    """
+    settings = dataclasses.asdict(cfg)
+    for k in ("real_root", "manifest"):
+        if settings.get(k):
+            settings[k] = str(Path(settings[k]).resolve())
+    out, names = {}, ()
+    for stage, more in (("data", DATA_SETTINGS), ("train", TRAIN_SETTINGS), ("eval", EVAL_SETTINGS)):
+        names += more
+        out[stage] = json.dumps({k: settings[k] for k in names}, sort_keys=True, default=str)
     return out
 
 
@@ -409,7 +449,7 @@ def _stage_real_deepfakes(cfg: RealRecipeConfig, ckpt: Path, clips: list[CorpusC
 def run_real_recipe(cfg: RealRecipeConfig, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict[str, Any]:
     """Run (or resume) the recipe; returns the report (also written to ``OUT/report.json``)."""
     from macbdf.modelcard import update_card
-    from macbdf_train.demo import _Stages, _stage_checkpoint
+    from macbdf_train.demo import _rmtree, _Stages, _stage_checkpoint
     from macbdf_train.evaluate import write_json
 
     t0 = time.perf_counter()
@@ -431,14 +471,15 @@ def run_real_recipe(cfg: RealRecipeConfig, log: Callable[[str], None] = lambda s
     split = split_identities(reals + [c for c in clips if c.label == "fake"], cfg.seed, cfg.split_ratios)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
-    key = json.dumps({k: v for k, v in settings.items() if k not in ("workers", "device", "out")}, sort_keys=True, default=str)
+    keys = settings_keys(cfg)
+    key = keys["eval"]
     st = _Stages(out, log)
     forged, cache, run_dir, ck = out / "forged", out / "cache", out / "runs" / "macbdf", out / "checkpoint"
-    st.run("forge", lambda: _stage_forge(cfg, reals, split, forged), key)
-    prep = st.run("prepare", lambda: _stage_prepare(cfg, forged, cache), key)
-    train = st.run("train", lambda: _stage_train(cfg, cache, run_dir), key)
-    st.run("checkpoint", lambda: _stage_checkpoint(run_dir, ck, cfg.checkpoint), key)
+    # made with other settings: removed (they are the recipe's own folders), never resumed
+    st.run("forge", lambda: _stage_forge(cfg, reals, split, forged), keys["data"], lambda: _rmtree(forged))
+    prep = st.run("prepare", lambda: _stage_prepare(cfg, forged, cache), keys["data"], lambda: _rmtree(cache))
+    train = st.run("train", lambda: _stage_train(cfg, cache, run_dir), keys["train"], lambda: _rmtree(run_dir))
+    st.run("checkpoint", lambda: _stage_checkpoint(run_dir, ck, cfg.checkpoint), key, lambda: _rmtree(ck))
     ev = st.run("eval_forged", lambda: _stage_eval_forged(cfg, cache, ck, forged), key)
     cal = st.run("calibrate", lambda: _stage_calibrate(cfg, ck, reals, split), key)
     rd = st.run("real_deepfakes", lambda: _stage_real_deepfakes(cfg, ck, clips, reals, split), key)
@@ -470,7 +511,7 @@ def run_real_recipe(cfg: RealRecipeConfig, log: Callable[[str], None] = lambda s
         "train": {k: train.get(k) for k in ("steps", "train_s", "final_val_auc", "best_auc", "best_step") if k in train},
         "failed_eval_clips": rd["failed"],
         "checkpoint": str(ck),
-        "settings": settings,
+        "settings": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"},
         "timings_s": dict(st.timings),
     }
     if not (ck / "model_card.json").is_file() or not st.done("card", key):

@@ -1,6 +1,7 @@
 """The real-footage recipe on a small slice of the corpus (skipped where ../shared/realcorpus is absent)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -83,6 +84,18 @@ def test_recipe_end_to_end_on_a_slice(tmp_path: Path) -> None:
     # a rerun resumes: every stage is skipped and the figures are the same
     rep2 = run_real_recipe(cfg)
     assert rep2["heldout_forged_auc"] == rep["heldout_forged_auc"] and rep2["wall_s"] < rep["wall_s"]
+    # other training settings retrain from scratch (a finished run is not "resumed" to other steps),
+    # the same corpus spelled another way reuses the forged data and the cache
+    logs: list[str] = []
+    sentinel = tmp_path / "real" / "runs" / "macbdf" / "from_the_first_run"
+    sentinel.write_text("x")
+    other = dataclasses.replace(cfg, steps=4, real_root=str(root.resolve()) + "/.")
+    rep3 = run_real_recipe(other, log=logs.append)
+    assert any("[demo] train ..." in s for s in logs) and any("forge: done earlier" in s for s in logs)
+    assert any("prepare: done earlier" in s for s in logs)
+    assert rep3["train"]["steps"] == 4 and not sentinel.exists()   # a new run, not the old one continued
+    state = json.loads((tmp_path / "real" / "runs" / "macbdf" / "train_config.json").read_text())
+    assert state["steps"] == 4
 
 
 def test_demo_preset_real_usage_errors(tmp_path: Path) -> None:
