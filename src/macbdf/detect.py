@@ -47,7 +47,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from macbdf.config import PreprocessConfig
-from macbdf.inference import AGGREGATIONS, WindowedInference, aggregate_probs
+from macbdf.inference import AGGREGATIONS, DEFAULT_BATCH_WINDOWS, WindowedInference, aggregate_probs
 
 __all__ = [
     "DetectionResult",
@@ -322,7 +322,7 @@ class Detector:
         device: str = "cpu",
         frame_threshold: float | None = None,
         aggregation: str = "mean",
-        batch_windows: int = 4,
+        batch_windows: int = DEFAULT_BATCH_WINDOWS,
         prefetch: bool | None = None,
         face_detector: Any = None,
         meta: dict[str, Any] | None = None,

@@ -37,10 +37,15 @@ from macbdf.config import PreprocessConfig
 from macbdf.data.windows import pad_window, silence_logmel, window_starts
 from macbdf.metrics.sample import sigmoid
 
-__all__ = ["AGGREGATIONS", "Window", "WindowScores", "WindowedInference", "aggregate", "aggregate_probs",
+__all__ = ["AGGREGATIONS", "DEFAULT_BATCH_WINDOWS", "Window", "WindowScores", "WindowedInference", "aggregate", "aggregate_probs",
            "prefetch", "sigmoid"]
 
 AGGREGATIONS = ("mean", "max")
+# Windows per forward pass of detection (and frames the media pipeline prepares per chunk: 16 x T).
+# On 2 CPU cores a 10 s clip is detected in 4.6x its decode time with 16, 5.5x with 8, 6.2x with 4
+# and 4.9x with 32 (benchmarks/RESULTS.md `## speed (session 7)`); memory stays bounded at about
+# 2 x 16 windows of crops plus one 16-window forward.
+DEFAULT_BATCH_WINDOWS = 16
 PROB_KEYS = (("p_fake", "logit"), ("p_audio_fake", "audio_logit"), ("p_video_fake", "video_logit"))
 EMB_KEYS = ("emb_fused", "emb_audio", "emb_video")
 
@@ -130,7 +135,7 @@ class WindowedInference:
         embeddings: also return the pooled embeddings (``emb_*``) of each window.
     """
 
-    def __init__(self, model: Any, *, device: Any = "cpu", batch_windows: int = 4, embeddings: bool = False) -> None:
+    def __init__(self, model: Any, *, device: Any = "cpu", batch_windows: int = DEFAULT_BATCH_WINDOWS, embeddings: bool = False) -> None:
         import torch
 
         self.model = model

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from macbdf.filemode import atomic_write
+from macbdf.inference import DEFAULT_BATCH_WINDOWS
 
 DEFAULT_MAX_SECONDS = 3600.0   # an hour of video per file unless lifted (memory is bounded; time is not)
 VIDEO_EXTENSIONS = frozenset(
@@ -63,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregation", choices=("mean", "max"), default="mean",
                         help="how window probabilities merge into the video's: frame-weighted mean "
                              "(default) or max (more sensitive to short fake passages)")
-    parser.add_argument("--batch-windows", type=int, default=4, metavar="N",
-                        help="windows per forward pass (memory vs speed; default 4)")
+    parser.add_argument("--batch-windows", type=int, default=DEFAULT_BATCH_WINDOWS, metavar="N",
+                        help=f"windows per forward pass (memory vs speed; default {DEFAULT_BATCH_WINDOWS})")
     parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                         help=f"score at most this many seconds of each video (flag truncated; default "
                              f"{DEFAULT_MAX_SECONDS:.0f}, 0 = no limit)")
