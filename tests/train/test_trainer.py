@@ -301,3 +301,24 @@ def test_lr_scales_give_a_module_its_own_learning_rate(tiny_cache: Path, tmp_pat
                    lr_scales={"video_encoder": 0.5}))
     assert s["steps"] == 2
     assert json.loads((tmp_path / "scaled" / "train_config.json").read_text())["lr_scales"] == {"video_encoder": 0.5}
+
+
+def test_no_nan_fill_changes_nothing(tiny_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training leaves out deterministic mode's NaN fill of new tensors (a quarter of a CPU step): the
+    weights, metrics and validation figures are bit-identical to a run with the fill, and the global flag
+    is restored afterwards."""
+    import macbdf_train.trainer as T
+    from safetensors.torch import load_file
+
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    runs = {}
+    for fill in (True, False):
+        monkeypatch.setattr(T, "FILL_UNINITIALIZED", fill)
+        run = tmp_path / f"fill_{fill}"
+        s = train(_cfg(tiny_cache, run, steps=6, eval_every=3, save_every=0, overrides={}))
+        assert torch.utils.deterministic.fill_uninitialized_memory == before
+        runs[fill] = (s, load_file(str(run / "model.safetensors")),
+                      [{k: v for k, v in r.items() if "time" not in k} for r in _records(run)])
+    (s1, w1, m1), (s0, w0, m0) = runs[True], runs[False]
+    assert w1.keys() == w0.keys() and all(torch.equal(w1[k], w0[k]) for k in w1)
+    assert m1 == m0 and s1["final_val"] == s0["final_val"]
