@@ -146,3 +146,29 @@ def test_mstlka_composed_operator(nd, shape):
         r = dw(y).detach()
     with torch.inference_mode():
         torch.testing.assert_close(dw(y), r)
+
+
+@pytest.mark.parametrize("nd,shape,k,d", [(3, (8, 3, 3), 5, 1), (3, (8, 3, 3), 3, 3), (3, (8, 3, 3), 3, 2),
+                                          (2, (8, 4), 9, 3), (2, (17, 5), 4, 2), (3, (1, 1, 1), 5, 2),
+                                          (3, (2, 3, 4), 2, 1)])
+def test_depthwise_operator_written_without_autograd_is_the_product(nd, shape, k, d):
+    # Without autograd the per-channel operator is written entry by entry instead of computed as
+    # (C, k^nd) x (k^nd, N^2): bit-identical, and it is still the 'same'-padded dilated convolution.
+    torch.manual_seed(k * 10 + d)
+    m = DepthwiseSame(6, k, d, nd)
+    dense = m._build_matrix(shape, torch.device("cpu"), torch.float32).detach()   # autograd on: the product
+    with torch.no_grad():
+        written = m._build_matrix(shape, torch.device("cpu"), torch.float32)
+    assert torch.equal(dense, written)
+    x = torch.randn(2, 6, *shape)
+    conv = nn.functional.conv3d if nd == 3 else nn.functional.conv2d
+    ref = conv(nn.functional.pad(x, _same_pad(k, d, nd)), m.weight, m.bias, dilation=d, groups=6)
+    with torch.no_grad():
+        y = m(x)
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def _same_pad(k: int, d: int, nd: int) -> tuple[int, ...]:
+    left = d * (k - 1) // 2
+    right = d * (k - 1) - left
+    return (left, right) * nd

@@ -212,3 +212,30 @@ def test_rfmf_tokens_and_embeddings():
     # modality embeddings make the order of the streams matter
     assert not torch.allclose(out, rf(toks.flip(2), [0, 1]))
     assert rf(toks[:, :, :1], [0]).shape == (2, 8)   # single-modality baseline
+
+
+def test_attention_importance_mask_is_key_padding_bit_for_bit():
+    # The padding goes in as a per-head additive mask (key_padding_mask's check imports sympy, ~1 s per
+    # process): outputs and gradients equal the key_padding_mask form exactly, in training and in eval.
+    import subprocess
+    import sys
+
+    torch.manual_seed(1)
+    imp = AttentionImportance(16, 4)
+    tokens = torch.randn(3, 7, 16, requires_grad=True)
+    valid = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] + [False] * 6])
+    for train in (True, False):
+        imp.train(train)
+        kv = imp.norm(tokens)
+        q = imp.query.expand(3, -1, -1)
+        att, _ = imp.mha(q, kv, kv, key_padding_mask=~valid, need_weights=False)
+        want = torch.relu(imp.f(att[:, 0])).squeeze(-1)
+        got = imp(tokens, valid)
+        assert torch.equal(got, want)
+        gw = torch.autograd.grad(want.sum(), [tokens, *imp.parameters()])
+        gg = torch.autograd.grad(got.sum(), [tokens, *imp.parameters()])
+        assert all(torch.equal(a, b) for a, b in zip(gw, gg))
+    code = ("import sys, torch; from macbdf.models.registry import create_model; m = create_model('tiny').eval(); "
+            "b = m.dummy_batch(batch_size=2)\nwith torch.inference_mode(): m(b)\nprint('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

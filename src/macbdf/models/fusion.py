@@ -32,8 +32,17 @@ class AttentionImportance(nn.Module):
         """tokens (B, L, C), key_valid (B, L) -> importance (B,) >= 0."""
         kv = self.norm(tokens)
         q = self.query.expand(tokens.shape[0], -1, -1).to(kv.dtype)
-        pad = None if key_valid is None else ~key_valid
-        att, _ = self.mha(q, kv, kv, key_padding_mask=pad, need_weights=False)
+        mask = None
+        if key_valid is not None:
+            # The padding as a per-head additive mask rather than key_padding_mask: the same mask inside
+            # nn.MultiheadAttention (outputs and gradients bit-identical, tests/models/test_multiscale_fusion.py), but
+            # key_padding_mask's shape check goes through torch._check, which imports sympy: 0.6-1 s at the
+            # first forward of every process, more than the rest of a short `macbdf detect`.
+            b, s = key_valid.shape
+            heads = self.mha.num_heads
+            mask = torch.zeros(b, 1, 1, s, dtype=q.dtype, device=q.device).masked_fill_(
+                ~key_valid[:, None, None, :], float("-inf")).expand(-1, heads, -1, -1).reshape(b * heads, 1, s)
+        att, _ = self.mha(q, kv, kv, attn_mask=mask, need_weights=False)
         return torch.relu(self.f(att[:, 0])).squeeze(-1)
 
 
