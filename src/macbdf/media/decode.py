@@ -371,11 +371,7 @@ class DecodedFrame:
                 vc = cv2.copyMakeBorder(vc, t // sy, b // sy, l // sx, r // sx, cv2.BORDER_CONSTANT, value=black_c)
         # Resize the planes to the output size *before* the colour conversion: the crop is
         # usually several times larger than the output, so only size^2 pixels are converted.
-        def fit(p: np.ndarray) -> np.ndarray:
-            interp = cv2.INTER_AREA if p.shape[0] > size or p.shape[1] > size else cv2.INTER_LINEAR
-            return cv2.resize(p, (size, size), interpolation=interp)
-
-        rgb = _yuv_to_rgb(fit(yc), fit(uc), fit(vc), self._matrix)
+        rgb = _yuv_to_rgb(fit_square(yc, size), fit_square(uc, size), fit_square(vc, size), self._matrix)
         return self._rotate(rgb)
 
     def gray_region(self, box: tuple[float, float, float, float], out_side: int) -> tuple[np.ndarray, float, float, float]:
@@ -414,6 +410,29 @@ class DecodedFrame:
 
     def mean_luma(self, max_side: int = 160) -> float:
         return float(self.gray(max_side).mean())
+
+
+def fit_square(p: np.ndarray, size: int) -> np.ndarray:
+    """One plane (h, w) resized to (size, size): area averaging when it shrinks, bilinear when it grows.
+
+    A crop at least twice the output is first box-averaged by an integer factor k (2 below 4x the output,
+    else half the ratio; OpenCV's fast integer path; h % k rows and w % k columns, under 1 % of the crop,
+    are left out, split between both sides), then area-resized the rest of the way. OpenCV's area resize at a non-integer
+    ratio costs about 6 ns per source pixel (0.4 ms per plane for a 300-px crop); the two steps take about
+    half. They differ from one step by rounding and by the weights at block edges: 1.75 grey levels (RGB,
+    mean absolute) over the 14 shared clips' crops (tests/media/test_crop_resize.py).
+    """
+    h, w = p.shape[:2]
+    # k = 2 up to 4x the output, then half the ratio: the area step keeps >= 2 blocks per output pixel,
+    # so the blocks' coarse edges weigh little (k = the whole ratio put 6 grey levels on a 1000-px crop)
+    k = 2 if min(h, w) < 4 * size else min(h, w) // (2 * size)
+    if min(h, w) >= 2 * size:
+        t, l = (h % k) // 2, (w % k) // 2
+        h2, w2 = h - h % k, w - w % k
+        p = cv2.resize(p[t:t + h2, l:l + w2], (w2 // k, h2 // k), interpolation=cv2.INTER_AREA)
+        h, w = p.shape[:2]
+    interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+    return cv2.resize(p, (size, size), interpolation=interp)
 
 
 @functools.lru_cache(maxsize=32)
