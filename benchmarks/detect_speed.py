@@ -6,7 +6,8 @@ side in one run with interleaved repeats (median):
 * decode alone: PyAV decodes every video and audio frame (threaded, no pixel conversion): the
   floor any tool reading the file pays;
 * preparation: `macbdf.media.prepare_file` (decode, face detection/tracking, crops, log-mel);
-* detect: `Detector(path)`, the whole thing (preparation in windows + model + merging).
+* detect: `Detector(path)`, the whole thing (preparation in windows + model + merging), after a
+  warm-up call; the warm-up itself is reported too ("cold": the first call of a fresh process).
 
 The figure is detect / decode (wall time; CPU-time ratios are printed beside it). Each repeat runs
 in a fresh process; with ``--baseline-src DIR`` (another checkout's ``src``, e.g. from
@@ -203,9 +204,11 @@ def child_times(args: argparse.Namespace) -> None:
 
     clip = Path(args.child_times)
     det = build_detector(args)
+    t = time.perf_counter()
     first = det(clip)                            # warm-up (first forward allocates, loads cascades)
     assert first.error is None, first.error
-    out: dict = {}
+    # the first call of a fresh process (what one `macbdf detect` pays on top of the imports)
+    out: dict = {"detect_cold": time.perf_counter() - t}
     for name, fn in (("decode", lambda: decode_only(clip)), ("prepare", lambda: prepare_file(clip, det.preprocess)),
                      ("detect", lambda: det(clip))):
         t, c = time.perf_counter(), time.process_time()
@@ -316,6 +319,9 @@ def main() -> None:
         if args.prefetch_arm and all("detect_prefetch" in r for r in runs[name]):
             print(f"{name}: Detector(prefetch=True), 1 torch thread: {med(name, 'detect_prefetch'):.3f} s "
                   f"({med(name, 'detect_prefetch') / dec:.2f} x decode; CPU {med(name, 'detect_prefetch_cpu') / dec_cpu:.2f})")
+    for name, _ in trees:
+        print(f"{name}: first call in a fresh process (cold) {med(name, 'detect_cold'):.3f} s "
+              f"({med(name, 'detect_cold') / dec:.2f} x decode)")
     # per-repeat ratios (each repeat's detect over its own decode), the spread under load
     for name, _ in trees:
         rs = sorted(r["detect"] / r["decode"] for r in runs[name])

@@ -32,16 +32,19 @@ def test_below_twice_the_output_is_the_one_step_resize(side):
     np.testing.assert_array_equal(fit_square(p, 96), _one_step(p, 96))
 
 
-@pytest.mark.parametrize("side", [192, 288, 384, 960])
-def test_integer_ratios_are_exact(side):
+@pytest.mark.parametrize("side", [192, 384, 576, 960])
+def test_even_ratios_differ_by_rounding_only(side):
+    # ratio 2 is one box step (exact); 4, 6, 10: a box step of 2, 3, 5, then a 2:1 area step, so only
+    # the rounding of the intermediate image differs (at most one grey level)
     p = _texture(side, side, seed=side)
-    np.testing.assert_array_equal(fit_square(p, 96), _one_step(p, 96))
+    d = np.abs(fit_square(p, 96).astype(np.int16) - _one_step(p, 96))
+    assert d.max() <= (0 if side == 192 else 1), d.max()
 
 
 @pytest.mark.parametrize("h,w", [(193, 193), (213, 250), (300, 301), (479, 400), (1000, 998)])
 def test_two_steps_stay_close_to_one(h, w):
     # At non-integer ratios: rounding of the intermediate image and the weights at block edges (a
-    # sub-pixel shift where h % k rows are left out). On this texture (strong edges) 1-2.6 grey levels.
+    # sub-pixel shift where h % k rows are left out). On this texture (strong edges) 1.5-1.9 grey levels.
     p = _texture(h, w, seed=h)
     a, b = fit_square(p, 96).astype(np.int16), _one_step(p, 96).astype(np.int16)
     assert a.shape == b.shape == (96, 96)
@@ -68,7 +71,7 @@ def test_crop_uses_it_for_every_plane(monkeypatch, tmp_path, clip_maker):
 @pytest.mark.media
 def test_prepare_crops_close_to_one_step_resize(shared_media, monkeypatch):
     # A 512 x 512 talking head (crops of ~300 px): same faces, same boxes (detection reads its own grey
-    # images), crops within a few grey levels (2.6 measured).
+    # images), crops within about one grey level (1.03 measured).
     clip = shared_media / "real_hdtf_aoc.mp4"
     cfg = PreprocessConfig()
     got = prep.prepare_file(clip, cfg, max_frames=50)
@@ -77,4 +80,4 @@ def test_prepare_crops_close_to_one_step_resize(shared_media, monkeypatch):
     assert got.flags == ref.flags and got.info["face_coverage"] == ref.info["face_coverage"]
     assert got.info["crop_frac"] == ref.info["crop_frac"]
     diff = np.abs(got.frames.astype(np.int16) - ref.frames.astype(np.int16))
-    assert 0 < diff.mean() < 3.5, diff.mean()
+    assert 0 < diff.mean() < 2.0, diff.mean()
