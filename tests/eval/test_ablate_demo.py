@@ -188,3 +188,20 @@ def test_ablate_over_seeds_gives_intervals_effects_and_band_plots(tiny_cache: Pa
     assert "Paired comparisons" in md
     assert main(["ablate", "--data", str(tiny_cache), "--out", str(out), "--seeds", "0,0"]) == 2
     assert "distinct" in capsys.readouterr().err
+
+
+def test_lane_order_ends_the_lanes_together():
+    import itertools
+
+    from macbdf_train.demo import LANE_COST, MODELS, _makespan, lane_order
+
+    names = list(MODELS)
+    order = lane_order(names, 2)
+    assert sorted(order) == sorted(names)
+    longest_first = sorted(names, key=lambda n: -LANE_COST[n])
+    # the best split of the six into two sets (either lane's total), which a queue order can reach
+    total = sum(LANE_COST[n] for n in names)
+    best_split = min(max(sum(LANE_COST[n] for n in c), total - sum(LANE_COST[n] for n in c))
+                     for k in range(len(names) + 1) for c in itertools.combinations(names, k))
+    assert _makespan(order, 2) == best_split < _makespan(longest_first, 2)
+    assert lane_order(["audio_only"], 2) == ["audio_only"] and lane_order(names, 1) == longest_first
