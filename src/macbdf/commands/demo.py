@@ -1,7 +1,7 @@
 """The main job end to end on built-in synthetic data: synth, prepare, train, evaluate, detect.
 
-Six trainings make it about 17 minutes on a quiet 2-core CPU machine (17 min 43 s measured, the trainings
-704 s of it; see benchmarks/RESULTS.md `## speed (session 8)`); `--models macbdf,concat` trains two:
+Six trainings make it about 15 minutes on a quiet 2-core CPU machine (15 min 08 s measured, the trainings
+608 s of it in two lanes; see benchmarks/RESULTS.md `## speed (session 8)`); `--models macbdf,concat` trains two:
 
   1. synth      a synthetic audio-visual deepfake benchmark in the FakeAVCeleb layout
                 (procedural talking heads and speech, RVRA/RVFA/FVRA/FVFA, identity-
