@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - the main job on built-in synthetic data (creates .venv, installs, runs `macbdf demo`)
+#   make demo   - the main job on built-in synthetic data (creates .venv, installs, runs `macbdf demo`; <= 5 min)
+#   (make demo-compare - the six-model fair comparison on the synthetic benchmark, ~15 min on 2 cores)
 #   make test   - installs what the tests need (incl. Debian chromium for the browser test) and runs them
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,11 +10,12 @@ PIP := $(PY) -m pip
 # (or install torch into .venv first: an already satisfied pin installs nothing).
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= demo_out
+COMPARE_OUT ?= demo_compare
 PYTEST_ARGS ?=
 
 BENCH_FLAGS = $(if $(BENCH_RESULTS),--write-results $(BENCH_RESULTS))
 
-.PHONY: install install-test browser demo test bench clean
+.PHONY: install install-test browser demo demo-compare test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,9 @@ browser:
 
 demo: install
 	$(VENV)/bin/macbdf demo --out $(DEMO_OUT)
+
+demo-compare: install
+	$(VENV)/bin/macbdf demo --preset compare --out $(COMPARE_OUT)
 
 test: install-test browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)

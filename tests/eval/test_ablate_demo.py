@@ -57,7 +57,7 @@ def test_ablate_usage_errors(tiny_cache: Path, tmp_path: Path, capsys: pytest.Ca
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    assert main(["demo", "--out", str(out), "--quick", "--preset", "compare"]) == 0
     text = capsys.readouterr().out
     assert "MACB-DF" in text and "audio-only" in text and "goal" in text
     # the full model is never called plain "MACB-DF (OM-Pareto)": its row says it carries our extension
@@ -89,8 +89,17 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main(["detect", "--checkpoint", str(out / "checkpoint"), clip, "--json", str(tmp_path / "d.json")]) == 0
     # resumable: a second run skips every stage
     capsys.readouterr()
-    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    assert main(["demo", "--out", str(out), "--quick", "--preset", "compare"]) == 0
     assert capsys.readouterr().err.count("done earlier, skipped") == 16
+    # the default preset (the main job) trains the full model only: here on the same data, with the same
+    # settings as the comparison's full model, so every stage is skipped; the report has no baseline to
+    # compare with and says so instead of claiming the goal
+    assert main(["demo", "--out", str(out), "--quick"]) == 0
+    cap = capsys.readouterr()
+    assert cap.err.count("done earlier, skipped") == 6 and "no baseline trained" in cap.out
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["models"]) == {"macbdf"} and rep["comparisons"] == {} and rep["goal"]["met"] is None
+    assert rep["settings"]["preset"] == "synthetic"
     # another training setting retrains (here one model) but keeps the data
     assert main(["demo", "--out", str(out), "--quick", "--steps", "5", "--models", "macbdf"]) == 0
     err = capsys.readouterr().err

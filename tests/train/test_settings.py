@@ -76,3 +76,25 @@ def test_the_demo_config_embeds_a_train_config() -> None:
         DemoConfig.make("x", step=7)
     q = DemoConfig.quick_config("x", steps=2)
     assert (q.train.model, q.train.steps, q.quick) == ("tiny", 2, True)
+
+
+def test_the_demo_presets() -> None:
+    """The default preset is the 5-minute main job; "compare" is exactly the six-model demo that produced every
+    comparison figure of the README (the settings below are those of its report.json, sessions 5-8)."""
+    from macbdf_train.demo import MODELS, DemoConfig, DemoError
+
+    main_job = DemoConfig.make("x")
+    assert main_job.models == ("macbdf",) and main_job.preset == "synthetic"
+    assert main_job.synth_opts == {"size": 128, "duration_range": (1.5, 2.5)}
+    assert (main_job.train.steps, main_job.train.eval_every, main_job.num_clips) == (200, 50, 480)
+    assert DemoConfig(out="x").flat() == main_job.flat()   # the dataclass defaults are the main job
+    cmp = DemoConfig.make("x", "compare").flat()
+    session8 = {"out": "x", "num_clips": 480, "checkpoint": "final", "workers": 2, "parallel": 0, "synth_opts": {},
+                "prepare_opts": {}, "models": tuple(MODELS), "sync_dim": None, "quick": False, "seed": 0,
+                "model": "small", "steps": 250, "batch_size": 16, "lr": 0.003, "warmup": 0.2,
+                "lr_scales": {"video_encoder": 0.33}, "balancer": "ompareto", "device": "cpu"}
+    assert {k: v for k, v in cmp.items() if k not in ("progress", "preset")} == session8
+    # the user's settings win over the preset's
+    assert DemoConfig.make("x", "compare", models=("macbdf", "concat"), steps=9).train.steps == 9
+    with pytest.raises(DemoError, match="unknown demo preset"):
+        DemoConfig.make("x", "fast")

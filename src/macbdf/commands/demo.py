@@ -1,28 +1,31 @@
 """The main job end to end on built-in synthetic data: synth, prepare, train, evaluate, detect.
 
-Six trainings make it about 15 minutes on a quiet 2-core CPU machine (15 min 08 s measured, the trainings
-608 s of it in two lanes; see benchmarks/RESULTS.md `## speed (session 8)`); `--models macbdf,concat` trains two:
+The default (--preset synthetic, `make demo`) is the main job in under 5 minutes on a quiet 2-core CPU
+machine: one model, the shipped MACB-DF + sync, on 480 synthetic clips of 1.5-2.5 s at 128 px, 200 steps.
+--preset compare (`make demo-compare`, ~15 minutes) is the fair comparison: six models on 480 clips of
+2-4 s at 160 px, 250 steps each, with paired intervals (benchmarks/RESULTS.md `## demo in five minutes`):
 
   1. synth      a synthetic audio-visual deepfake benchmark in the FakeAVCeleb layout
                 (procedural talking heads and speech, RVRA/RVFA/FVRA/FVFA, identity-
                 disjoint train/val/test)
   2. prepare    decode, face tracking, log-mel -> DIR/cache
-  3. train      MACB-DF `small` with OM-Pareto with and without our synchrony extension
-                (models/sync.py, not in the paper), the concatenation baseline with and
-                without it, and the audio-only and video-only baselines (sync needs both
-                modalities: n/a there), same data, seed and steps -> DIR/runs/
+  3. train      MACB-DF `small` with OM-Pareto and our synchrony extension (models/sync.py, not
+                in the paper); with --preset compare also without the extension, the
+                concatenation baseline with and without it, and the audio-only and video-only
+                baselines (sync needs both modalities: n/a there), same data, seed and steps
+                -> DIR/runs/
   4. evaluate   every model on the identity-disjoint test split (threshold tuned on val)
   5. detect     the trained detector on held-out test clips, straight from their MP4
-  6. report     the full model's ACC/AUC beside the baselines, per category, in the
+  6. report     the full model's ACC/AUC (beside the baselines), per category, in the
                 terminal and in DIR/report.json; ROC / training-curve / latent-space /
                 timeline plots in DIR; the checkpoint in DIR/checkpoint
 
-The report gives every test AUC with a 95% bootstrap interval over the test clips, and the
-paired comparisons: the paper's components (full vs concat, both with sync and both
-without) and the sync extension's own effect. The goal is a full-model test AUC >= 0.95
-and above every baseline; the report says whether it was met. The test split is scored
-once per model per run; the threshold is tuned on val. Every stage is resumable: run the same command again after an
-interruption and finished stages are skipped.
+The report gives every test AUC with a 95% bootstrap interval over the test clips; with baselines
+(--preset compare, or --models), the paired comparisons: the paper's components (full vs concat, both
+with sync and both without) and the sync extension's own effect, and the goal (full-model test AUC
+>= 0.95 and above every baseline). The test split is scored once per model per run; the threshold is
+tuned on val. Every stage is resumable: run the same command again after an interruption and
+finished stages are skipped.
 
 With --preset real the job is the real-footage recipe instead (src/macbdf_train/real_recipe.py):
 forge fakes from the real talking-face clips of a corpus (--real-root, a folder with a MANIFEST.csv
@@ -32,11 +35,13 @@ identities' real clips (--fpr), and score the corpus's real deepfakes (never tra
 the held-out real clips. OUT/report.json, OUT/checkpoint (+ model card). <= 15 min on 2 cores.
 
 Examples:
-  macbdf demo --out demo_out
+  macbdf demo --out demo_out                    # the main job, one model (<= 5 min)
+  macbdf demo --preset compare --out demo_compare    # six models, paired comparisons (~15 min)
   macbdf demo --preset real --real-root ../shared/realcorpus --out demo_real
   macbdf detect --checkpoint demo_out/checkpoint some_clip.mp4
   macbdf demo --out /tmp/smoke --quick          # a tiny end-to-end smoke run (~1 minute)
   macbdf demo --out demo_seeds --seeds 0,1,2    # three seeds, means with 95% intervals
+  macbdf demo --preset compare --out cmp_seeds --seeds 0,1,2   # the comparison over three seeds
 """
 from __future__ import annotations
 
@@ -56,12 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-clips", type=int, help="synthetic clips to generate (default 480 from 120 identities; quick 16)")
     # the training settings: flags and help derived from TrainConfig's fields, the demo's defaults
     from macbdf_train.config import TrainConfig
-    from macbdf_train.demo import DEMO_TRAIN, QUICK_TRAIN
+    from macbdf_train.demo import DEMO_TRAIN, PRESETS, QUICK_TRAIN
     from macbdf_train.flags import add_flags
 
     names = ("steps", "batch_size", "model")
     add_flags(parser, TrainConfig, names, defaults=dict.fromkeys(names),
-              default_text={k: f"{DEMO_TRAIN[k]}; quick {QUICK_TRAIN[k]}" for k in names},
+              default_text={k: f"{DEMO_TRAIN[k]}" + (f"; compare {PRESETS['compare'][k]}" if k in PRESETS["compare"]
+                                                        else "") + f"; quick {QUICK_TRAIN[k]}" for k in names},
               extra_help={"steps": "per model", "model": "of the full model and the baselines"})
     add_flags(parser, TrainConfig, ("seed",), extra_help={"seed": "also the seed of the synthetic data"})
     parser.add_argument("--seeds", metavar="A,B,...", type=seeds_arg,
@@ -77,10 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, TrainConfig, ("device",), defaults={"device": DEMO_TRAIN["device"]},
               extra_help={"device": "for training and evaluation"})
     parser.add_argument("--models", metavar="A,B,...",
-                        help="subset of " + ",".join(MODEL_NAMES) + " (default all six)")
+                        help="subset of " + ",".join(MODEL_NAMES) + " (default: macbdf; --preset compare: all six)")
     parser.add_argument("--json", action="store_true", help="print report.json instead of the text report")
-    parser.add_argument("--preset", choices=("synthetic", "real"), default="synthetic",
-                        help="synthetic (default): the self-contained synthetic demo; real: the real-footage recipe")
+    parser.add_argument("--preset", choices=("synthetic", "compare", "real"), default="synthetic",
+                        help="synthetic (default): the main job on built-in synthetic data, one model, <= 5 min on "
+                             "2 cores; compare: six models (full and concat, each with and without the sync "
+                             "extension, audio-only, video-only) on longer, larger synthetic clips with paired "
+                             "comparisons, ~15 min; real: the real-footage recipe")
     parser.add_argument("--real-root", metavar="DIR", help="--preset real: corpus folder with MANIFEST.csv and the clips")
     parser.add_argument("--fpr", type=float, default=0.05,
                         help="--preset real: false-positive rate the threshold is calibrated to (default 0.05)")
@@ -138,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     kw.update(seed=args.seed, device=args.device, checkpoint=args.checkpoint, progress=not args.json)
     seeds = args.seeds
     try:
-        cfg = DemoConfig.quick_config(args.out, **kw) if args.quick else DemoConfig.make(args.out, **kw)
+        cfg = (DemoConfig.quick_config(args.out, args.preset, **kw) if args.quick
+               else DemoConfig.make(args.out, args.preset, **kw))
         report = run_demo_seeds(cfg, seeds) if seeds else run_demo(cfg)
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)
