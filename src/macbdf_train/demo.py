@@ -840,6 +840,17 @@ def _card_figures(ck: Path, models: dict[str, Any], cfg: DemoConfig) -> None:
 
     figs = {f"synthetic_test_auc_{n}": m.get("auc") for n, m in models.items() if m.get("auc") is not None}
     figs["measured_on"] = f"identity-disjoint test split of the synthetic benchmark (seed {cfg.seed})"
+    # what the clips were like: the presets differ in size and length, and a figure means little without them
+    import inspect
+
+    from macbdf.synth.plan import make_plan
+
+    plan_defaults = {k: v.default for k, v in inspect.signature(make_plan).parameters.items()
+                     if k in ("size", "duration_range")}
+    opts = {**plan_defaults, **{k: v for k, v in cfg.synth_opts.items() if k in plan_defaults}}
+    d0, d1 = opts["duration_range"]
+    figs["demo_data"] = (f"{cfg.num_clips} synthetic clips rendered at {opts['size']} px, {d0:g}-{d1:g} s "
+                         f"(demo preset {cfg.preset}, {cfg.train.steps} steps)")
     update_card(ck, recipe="synthetic-demo", figures=figs)
 
 

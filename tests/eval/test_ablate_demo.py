@@ -100,6 +100,8 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["models"]) == {"macbdf"} and rep["comparisons"] == {} and rep["goal"]["met"] is None
     assert rep["settings"]["preset"] == "synthetic"
+    card = json.loads((out / "checkpoint" / "model_card.json").read_text())
+    assert card["figures"]["demo_data"] == "16 synthetic clips rendered at 96 px, 1-1.2 s (demo preset synthetic, 4 steps)"
     # another training setting retrains (here one model) but keeps the data
     assert main(["demo", "--out", str(out), "--quick", "--steps", "5", "--models", "macbdf"]) == 0
     err = capsys.readouterr().err
