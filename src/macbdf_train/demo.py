@@ -160,7 +160,8 @@ class DemoConfig:
     sync_dim: int | None = None
     quick: bool = False
     progress: bool = True
-
+    # The `PRESETS` entry `make` started from, for the report and the model card; the settings themselves are
+    # the fields above (a DemoConfig built by hand with preset="compare" does not change them).
     preset: str = "synthetic"
 
     @property
