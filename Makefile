@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - the main job on built-in synthetic data (creates .venv, installs, runs `macbdf demo`; <= 5 min)
+#   make demo   - the main job on built-in synthetic data (creates .venv, installs, runs `macbdf demo`; ~5 min)
 #   (make demo-compare - the six-model fair comparison on the synthetic benchmark, ~15 min on 2 cores)
 #   make test   - installs what the tests need (incl. Debian chromium for the browser test) and runs them
 PYTHON ?= python3

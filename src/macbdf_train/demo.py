@@ -98,7 +98,7 @@ QUICK_TRAIN: dict[str, Any] = {"model": "tiny", "steps": 4, "batch_size": 4}
 
 # The two synthetic presets (`macbdf demo --preset ...`). Each is a set of DemoConfig / TrainConfig settings
 # applied before the user's own.
-#   synthetic (the default, `make demo`): the main job end to end in <= 5 minutes on 2 cores -- one model, the
+#   synthetic (the default, `make demo`): the main job end to end in ~5 minutes on 2 cores -- one model, the
 #     shipped MACB-DF + sync, on 480 clips of 120 identities rendered at 128 px and 1.5-2.5 s, 200 steps,
 #     validated every 50. One model because one `small` training of 200 steps is already ~170 s of the 300 on
 #     2 cores, and shorter, smaller clips because the 160 px, 2-4 s ones cost 230 s to synthesise and prepare
@@ -121,7 +121,7 @@ def _demo_train(**kw: Any) -> TrainConfig:
 
 @dataclass
 class DemoConfig:
-    """Settings of `run_demo`; the defaults are the 2-core, <= 5-minute main job (preset ``synthetic``).
+    """Settings of `run_demo`; the defaults are the 2-core, ~5-minute main job (preset ``synthetic``).
 
     ``train`` is the training config of every model (`DEMO_TRAIN`; its ``data``, ``out`` and ``overrides``
     are set per model); its ``seed`` is also the seed of the synthetic data. Build one from flat settings

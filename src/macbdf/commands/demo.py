@@ -1,7 +1,8 @@
 """The main job end to end on built-in synthetic data: synth, prepare, train, evaluate, detect.
 
-The default (--preset synthetic, `make demo`) is the main job in under 5 minutes on a quiet 2-core CPU
-machine: one model, the shipped MACB-DF + sync, on 480 synthetic clips of 1.5-2.5 s at 128 px, 200 steps.
+The default (--preset synthetic, `make demo`) is the main job in about 5 minutes on a 2-core CPU machine
+(4 min 47 s-6 min measured): one model, the shipped MACB-DF + sync, on 480 synthetic clips of
+1.5-2.5 s at 128 px, 200 steps.
 --preset compare (`make demo-compare`, ~15 minutes) is the fair comparison: six models on 480 clips of
 2-4 s at 160 px, 250 steps each, with paired intervals (benchmarks/RESULTS.md `## demo in five minutes`):
 
@@ -35,7 +36,7 @@ identities' real clips (--fpr), and score the corpus's real deepfakes (never tra
 the held-out real clips. OUT/report.json, OUT/checkpoint (+ model card). <= 15 min on 2 cores.
 
 Examples:
-  macbdf demo --out demo_out                    # the main job, one model (<= 5 min)
+  macbdf demo --out demo_out                    # the main job, one model (~5 min)
   macbdf demo --preset compare --out demo_compare    # six models, paired comparisons (~15 min)
   macbdf demo --preset real --real-root ../shared/realcorpus --out demo_real
   macbdf detect --checkpoint demo_out/checkpoint some_clip.mp4
@@ -86,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="subset of " + ",".join(MODEL_NAMES) + " (default: macbdf; --preset compare: all six)")
     parser.add_argument("--json", action="store_true", help="print report.json instead of the text report")
     parser.add_argument("--preset", choices=("synthetic", "compare", "real"), default="synthetic",
-                        help="synthetic (default): the main job on built-in synthetic data, one model, <= 5 min on "
+                        help="synthetic (default): the main job on built-in synthetic data, one model, ~5 min on "
                              "2 cores; compare: six models (full and concat, each with and without the sync "
                              "extension, audio-only, video-only) on longer, larger synthetic clips with paired "
                              "comparisons, ~15 min; real: the real-footage recipe")
