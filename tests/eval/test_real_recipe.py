@@ -104,3 +104,8 @@ def test_demo_preset_real_usage_errors(tmp_path: Path) -> None:
     assert main(["demo", "--preset", "real", "--out", str(tmp_path / "x")]) == 2                  # no --real-root
     assert main(["demo", "--preset", "real", "--real-root", str(tmp_path), "--out", str(tmp_path / "x")]) == 2  # no MANIFEST
     assert main(["demo", "--preset", "real", "--real-root", str(tmp_path), "--out", str(tmp_path / "x"), "--quick"]) == 2
+    # the real recipe's options with a synthetic preset are refused at once, not silently ignored
+    for preset in ("synthetic", "compare"):
+        assert main(["demo", "--preset", preset, "--real-root", str(tmp_path), "--out", str(tmp_path / "y")]) == 2
+        assert main(["demo", "--preset", preset, "--fpr", "0.1", "--out", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "y").exists()

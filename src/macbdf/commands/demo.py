@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.preset == "real":
         return run_real(args)
+    if args.real_root or args.fpr != 0.05:
+        print(f"error: --real-root and --fpr apply to --preset real only (got --preset {args.preset})", file=sys.stderr)
+        return 2
     from macbdf_train.demo import (MODELS, DemoConfig, DemoError, format_demo_report, format_seeds_report, run_demo,
                                    run_demo_seeds)
 
