@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import StealMeter
+
 TARGET_S = {"synthetic": 300.0}   # issue 14 (quiet 2-core machine); the comparison has no time target
 
 
@@ -36,6 +38,7 @@ def run(preset: str, seed: int, quick: bool, keep: str | None) -> dict:
     cmd = [sys.executable, "-m", "macbdf", "demo", "--out", str(out), "--preset", preset, "--seed", str(seed),
            "--json"] + (["--quick"] if quick else [])
     load0 = os.getloadavg()
+    steal = StealMeter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -50,6 +53,7 @@ def run(preset: str, seed: int, quick: bool, keep: str | None) -> dict:
         "stages_s": rep.get("timings_s", {}), "test_auc": {n: m.get("auc") for n, m in rep.get("models", {}).items()},
         "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in os.getloadavg()],
         "cores": os.cpu_count(), "machine": platform.machine(),
+        "steal_share": None if steal.share() is None else round(steal.share(), 3),
     }
     if not keep:
         shutil.rmtree(out.parent, ignore_errors=True)
@@ -70,7 +74,8 @@ def main() -> None:
     else:
         print(f"`macbdf demo --preset {r['preset']} --seed {r['seed']}{' --quick' if r['quick'] else ''}` - "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {r['cores']} cores, load average before "
-              f"{r['load_before'][0]}, after {r['load_after'][0]}")
+              f"{r['load_before'][0]}, after {r['load_after'][0]}; CPU time stolen by the hypervisor: "
+              f"{'unknown' if r['steal_share'] is None else format(100 * r['steal_share'], '.1f') + ' %'}")
         print("| stage | s |")
         print("|---|---:|")
         for k, v in r["stages_s"].items():

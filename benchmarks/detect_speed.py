@@ -42,6 +42,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from _results import StealMeter
+
 import numpy as np
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -237,6 +239,9 @@ def child_times(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+_STEAL = StealMeter()     # from the script's start: the share of CPU time the VM's host took
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="small", help="named config when no --checkpoint (default small)")
@@ -302,7 +307,7 @@ def main() -> None:
           f"{' --baseline-src ' + str(args.baseline_src) if args.baseline_src else ''}` — "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"device {args.device}, torch threads {args.threads or 'default'}, load average at the end "
-          f"{os.getloadavg()[0]:.1f}. Model {args.checkpoint or repr(args.model) + ' (random init)'}; "
+          f"{os.getloadavg()[0]:.1f}; {_STEAL.line()}. Model {args.checkpoint or repr(args.model) + ' (random init)'}; "
           f"medians of {args.repeats} fresh processes per tree, interleaved; 10 s 25 fps 640x360 clip.")
     print()
     print(f"Decode alone (all runs): {dec:.3f} s wall, {dec_cpu:.3f} s CPU; ratios below are over these.")

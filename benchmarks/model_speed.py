@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from _results import StealMeter
+
 CLIP_FRAMES = 512          # 20.48 s at 25 fps
 FACE = 96
 FPS = 25.0
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = []
+    steal = StealMeter()
     for threads in args.threads:
         for wb in args.window_batch:
             for name in args.configs:
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     print(f"1-min load average at the end: {load:.1f}")
+    print(steal.line())
     summary = side_by_side(rows, args.threads[0], args.window_batch[0])
     for line in summary:
         print(line)

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import StealMeter
+
 import av
 import numpy as np
 
@@ -98,6 +100,9 @@ def peak_rss_mb() -> float:
     return r / 1024.0 if sys.platform != "darwin" else r / 1024.0 / 1024.0
 
 
+_STEAL = StealMeter()     # from the script's start: the share of CPU time the VM's host took
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=Path, default=None, help="folder of .mp4 clips (default ../shared/media)")
@@ -154,7 +159,7 @@ def main() -> None:
         "`python benchmarks/prepare_speed.py`: decode-only (PyAV demux + decode of every audio/video frame, "
         "no conversion) vs. full `prepare_file` + cache write on the same clips, alternating per clip.",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores (shared; load average {os.getloadavg()[0]:.1f} at the end); "
+        f"{os.cpu_count()} CPU cores (shared; load average {os.getloadavg()[0]:.1f} at the end; {_STEAL.line()}); "
         f"PyAV {av.__version__}; one process",
         f"- clips: {len(clips)} {source}, {video_s:.1f} s of video, x{args.repeat} pass(es); "
         f"config: {cfg.fps:g} fps, face {cfg.face_size}px, {cfg.n_mels} mels, detect every {cfg.detect_every} "
@@ -219,7 +224,7 @@ def side_by_side(args: argparse.Namespace) -> None:
                   f"{r['t_prep'] / r['t_dec']:.2f} (CPU {r['c_prep'] / r['c_dec']:.2f})", file=sys.stderr, flush=True)
     print(f"`python benchmarks/prepare_speed.py --repeat {args.repeat} --baseline-src {args.baseline_src}` — "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, load average at the end "
-          f"{os.getloadavg()[0]:.1f}; one fresh process per pass and tree, alternating")
+          f"{os.getloadavg()[0]:.1f}; {_STEAL.line()}; one fresh process per pass and tree, alternating")
     print("| tree | passes | wall ratio per pass | median wall ratio | median CPU ratio | decode s (median) | prepare s (median) |")
     print("|---|---:|---|---:|---:|---:|---:|")
     med = {}

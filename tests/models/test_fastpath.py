@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from macbdf.models.encoders import ConvStem
-from macbdf.models.multiscale import MSTLKA, DepthwiseSame
+from macbdf.models.fusion import AttentionImportance
+from macbdf.models.multiscale import MSTLKA, DepthwiseSame, MultiScaleBlock
 from macbdf.models.registry import create_model
 from macbdf.models.sync import SyncAudioNet, SyncVideoNet
 
@@ -31,6 +32,10 @@ def _randomise(model: nn.Module, seed: int = 0) -> nn.Module:
         for name, p in model.named_parameters():
             if "lambda" in name or "mod_" in name:      # layer scales and zero-initialised modulations
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            elif "norm" in name:                         # LayerNorm affines (folded into the 1x1 maps)
+                p.add_(torch.randn(p.shape, generator=g) * 0.2)
+            elif name.endswith("query"):                 # the fusion weights' learned queries
+                p.add_(torch.randn(p.shape, generator=g) * 0.5)
     return model
 
 
@@ -172,3 +177,57 @@ def _same_pad(k: int, d: int, nd: int) -> tuple[int, ...]:
     left = d * (k - 1) // 2
     right = d * (k - 1) - left
     return (left, right) * nd
+
+
+@pytest.mark.parametrize("nd,shape,batch", [(3, (8, 3, 3), 1), (3, (8, 3, 3), 3), (2, (8, 4), 1), (2, (5, 7), 2)])
+def test_multiscale_block_inference_path(nd, shape, batch):
+    # Eq. 11-14 on the inference path: LayerNorm affines and layer scales folded into the 1x1 maps, f1/f2 and
+    # f4/f5 fused, MSTLKA's groups stacked into one operator, the map as (B*N, C) tokens
+    torch.manual_seed(nd * 10 + batch)
+    blk = MultiScaleBlock(12, nd, ((5, 2), (9, 3)))
+    with torch.no_grad():
+        for name, p in blk.named_parameters():
+            p.add_(torch.randn(p.shape) * (0.3 if "lambda" in name or "norm" in name else 0.05))
+    x = torch.randn(batch, 12, *shape)
+    with torch.enable_grad():
+        ref = blk(x).detach()
+    with torch.inference_mode():
+        fast = blk(x)
+        again = blk(x)
+    assert "_frozen_cache" in blk.__dict__
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    assert torch.equal(fast, again)
+    with torch.no_grad():                        # a weight update rebuilds the folds
+        blk.lambda1.mul_(2.0)
+        blk.norm2.weight.add_(0.5)
+    with torch.enable_grad():
+        ref2 = blk(x).detach()
+    with torch.inference_mode():
+        torch.testing.assert_close(blk(x), ref2, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_attention_importance_inference_path(padded):
+    # one learned query: the score and value products folded into (C, H) and (hidden, H*C) maps
+    torch.manual_seed(int(padded))
+    att = AttentionImportance(16, 4)
+    with torch.no_grad():
+        att.query.add_(torch.randn(att.query.shape))
+        att.norm.weight.add_(torch.randn(16) * 0.3)
+        att.norm.bias.add_(torch.randn(16) * 0.3)
+        att.mha.in_proj_bias.add_(torch.randn(48) * 0.1)
+        att.mha.out_proj.bias.add_(torch.randn(16) * 0.1)
+    att.eval()
+    tokens = torch.randn(3, 10, 16)
+    valid = torch.ones(3, 10, dtype=torch.bool)
+    if padded:
+        valid[1, 6:] = False
+        valid[2, 1:] = False
+    with torch.enable_grad():
+        ref = att(tokens, valid).detach()
+        ref_none = att(tokens, None).detach()
+    with torch.inference_mode():
+        torch.testing.assert_close(att(tokens, valid), ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(att(tokens, None), ref_none, atol=1e-5, rtol=1e-4)
+    assert (ref > 0).any()                       # not a dead ReLU: the comparison means something
+

@@ -50,11 +50,14 @@ class Attention(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: Tensor, key_valid: Tensor | None = None) -> Tensor:
-        q, k, v = rearrange(self.qkv(x), "n l (three h d) -> three n h l d", three=3, h=self.heads)
+        n, l, c = x.shape
+        q, k, v = self.qkv(x).view(n, l, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (N, H, L, D)
+        if key_valid is not None and not torch.is_grad_enabled() and bool(key_valid.all()):
+            key_valid = None        # inference: no padding to mask, so SDPA's unmasked kernel (same result)
         mask = None if key_valid is None else key_valid[:, None, None, :]  # (N, 1, 1, L) True = attend
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(rearrange(y, "n h l d -> n l (h d)"))
+        return self.proj(y.transpose(1, 2).reshape(n, l, c))
 
 
 class Mlp(nn.Module):

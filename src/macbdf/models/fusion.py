@@ -10,9 +10,11 @@ Example:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from macbdf.models.encoders import Block
+from macbdf.models.fastpath import frozen_cache, frozen_eval
 
 
 class AttentionImportance(nn.Module):
@@ -30,6 +32,8 @@ class AttentionImportance(nn.Module):
 
     def forward(self, tokens: Tensor, key_valid: Tensor | None = None) -> Tensor:
         """tokens (B, L, C), key_valid (B, L) -> importance (B,) >= 0."""
+        if frozen_eval(self) and self.mha._qkv_same_embed_dim and self.mha.in_proj_bias is not None:
+            return self._frozen_forward(tokens, key_valid)
         kv = self.norm(tokens)
         q = self.query.expand(tokens.shape[0], -1, -1).to(kv.dtype)
         mask = None
@@ -44,6 +48,44 @@ class AttentionImportance(nn.Module):
                 ~key_valid[:, None, None, :], float("-inf")).expand(-1, heads, -1, -1).reshape(b * heads, 1, s)
         att, _ = self.mha(q, kv, kv, attn_mask=mask, need_weights=False)
         return torch.relu(self.f(att[:, 0])).squeeze(-1)
+
+    def _frozen_operators(self, dt: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The learned query's fixed products (cached). With one query q and LN'd tokens x_l:
+        score_h(l) = (W_k,h^T q_h) . x_l + q_h . b_k,h  ->  (C, H) matrix + (H,) bias;
+        and since each head's weights sum to 1, its output is W_v,h (sum_l a_hl x_l) + b_v,h, so the value
+        projection, out_proj and the first layer of f compose into one (hidden, H*C) map of the per-head
+        pooled tokens."""
+        mha, c = self.mha, self.query.shape[-1]
+        heads = mha.num_heads
+        d = c // heads
+
+        def build() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            wq, wk, wv = mha.in_proj_weight.chunk(3)
+            bq, bk, bv = mha.in_proj_bias.chunk(3)
+            q = ((wq @ self.query.reshape(c) + bq) * d ** -0.5).view(heads, d)        # (H, d), SDPA's scale
+            score_w = torch.einsum("hd,hdc->ch", q, wk.view(heads, d, c))            # (C, H)
+            score_b = (q * bk.view(heads, d)).sum(-1)                                  # (H,)
+            f0 = self.f[0]
+            wo = f0.weight @ mha.out_proj.weight                                       # (hidden, C)
+            per_head = torch.einsum("khd,hdc->khc", wo.view(-1, heads, d), wv.view(heads, d, c))  # (hidden, H, C)
+            b0 = f0.weight @ (mha.out_proj.weight @ bv + mha.out_proj.bias) + f0.bias
+            return score_w.to(dt), score_b.to(dt), per_head.reshape(-1, heads * c).to(dt), b0.to(dt)
+
+        params = [self.query, mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias,
+                  self.f[0].weight, self.f[0].bias]
+        return frozen_cache(self, "query", params, (dt,), build)
+
+    def _frozen_forward(self, tokens: Tensor, key_valid: Tensor | None) -> Tensor:
+        """Inference path: the same importance as the reference up to float rounding, in a dozen operations
+        (the reference runs nn.MultiheadAttention's full q/k/v projections for a single query)."""
+        kv = self.norm(tokens)                                                         # (B, L, C)
+        score_w, score_b, w0, b0 = self._frozen_operators(kv.dtype)
+        s = torch.matmul(kv, score_w).add_(score_b)                                   # (B, L, H)
+        if key_valid is not None:
+            s = s.masked_fill_(~key_valid[:, :, None], float("-inf"))
+        pooled = torch.matmul(s.softmax(1).transpose(1, 2), kv)                      # (B, H, C)
+        hidden = F.gelu(torch.addmm(b0, pooled.flatten(1), w0.t()), approximate=self.f[1].approximate)  # (B, hidden)
+        return torch.relu(self.f[2](hidden)).squeeze(-1)
 
 
 def importance_weights(att_v: Tensor, att_a: Tensor, d_v: Tensor, d_a: Tensor, gamma: float,

@@ -272,8 +272,33 @@ class MACBDF(nn.Module):
             present = audio_present(batch["audio"], cfg.preprocess.log_eps)                 # (B,) bool
             out["audio_present"] = present
             out["sync_features"] = sync_features(s, mask, cfg.sync_min_shift) * present[:, None].to(s.dtype)  # (B, 4)
-        for name, st in streams.items():
-            emb = masked_time_mean(pool_to_time(st["map"]), valid)
+        # Per-frame sequences (B, T', C) of the current maps: the embeddings, the RFMF tokens, Eq. 17 and the
+        # frame heads all read them. Without autograd each is computed once and shared. Under autograd every
+        # use pools the maps anew, in the reference order: the backward graph, and with it the order in which
+        # gradients are summed (their float rounding), stays exactly that of the reference computation.
+        share = not torch.is_grad_enabled()
+
+        def pool_maps() -> dict[str, Tensor]:
+            return {name: pool_to_time(st["map"]) for name, st in streams.items()}
+
+        def pooled_now() -> dict[str, Tensor]:
+            return pooled if share else pool_maps()
+
+        if share:
+            # the time weights once, then each masked mean is a single product (B, 1, T') x (B, T', C)
+            tw = valid.to(dtype)
+            tw = (tw / tw.sum(1, keepdim=True).clamp_min(1.0))[:, None, :]
+
+            def time_mean(seq: Tensor, valid: Tensor) -> Tensor:
+                return torch.bmm(tw.to(seq.dtype), seq)[:, 0]
+        else:
+            time_mean = masked_time_mean
+
+        pooled = pool_maps()
+        embs = []
+        for name, seq in pooled.items():
+            emb = time_mean(seq, valid)
+            embs.append(emb)
             out[f"emb_{name}"] = emb
             out[f"{name}_logit"] = getattr(self, f"{name}_head")(emb)
             out[f"z_{name}"] = F.normalize(getattr(self, f"proj_{name}")(emb), dim=-1)
@@ -296,17 +321,19 @@ class MACBDF(nn.Module):
         out["fusion_weights"] = w
 
         # §3.2.3-3.2.4 multi-scale blocks with cross-modal modulation
-        layer_tokens = [[masked_time_mean(pool_to_time(st["map"]), valid) for st in streams.values()]]
+        layer_tokens = [embs if share else [time_mean(seq, valid) for seq in pool_maps().values()]]
         for i in range(cfg.ms_depth):
             prev = {name: st["map"] for name, st in streams.items()}
             new = {name: getattr(self, f"ms_{name}")[i](m) for name, m in prev.items()}
             if self.mod_video is not None:
-                x_fused = fuse_weighted(pool_to_time(prev["video"]), pool_to_time(prev["audio"]), w)  # Eq. 17
+                prev_seq = pooled_now()
+                x_fused = fuse_weighted(prev_seq["video"], prev_seq["audio"], w)              # Eq. 17
                 new["video"] = self.mod_video[i](new["video"], x_fused)                             # Eq. 18
                 new["audio"] = self.mod_audio[i](new["audio"], x_fused)
             for name in streams:
                 streams[name]["map"] = new[name]
-            layer_tokens.append([masked_time_mean(pool_to_time(st["map"]), valid) for st in streams.values()])
+            pooled = pool_maps()
+            layer_tokens.append([time_mean(seq, valid) for seq in pooled.values()])
 
         # §3.3 RFMF over [ha_0, hv_0, ..., ha_n, hv_n] (or plain concatenation) -> §3.4 head
         if self.rfmf is not None:
@@ -320,7 +347,7 @@ class MACBDF(nn.Module):
         out["emb_fused"] = fused
         out["logit"] = self.head(fused)
         for name, st in streams.items():
-            out[f"frame_logit_{name}"] = getattr(self, f"frame_head_{name}")(pool_to_time(st["map"]), t)
+            out[f"frame_logit_{name}"] = getattr(self, f"frame_head_{name}")(pooled_now()[name], t)
 
         # a single-modality baseline still returns every key (zeros for the missing modality)
         for name in ("video", "audio"):

@@ -22,6 +22,15 @@ from torch import Tensor, nn
 from macbdf.models.fastpath import frozen_cache, no_grad_into
 
 
+def per_channel_apply(op_t: Tensor, x: Tensor) -> Tensor:
+    """out[b, c] = x[b, c] @ op_t[c]: op_t (C, N, P) (a per-channel operator, transposed), x (B, C, N) -> (B, C, P).
+
+    One batched product over C with the map as row vectors: 3-4x faster on CPU than the (C, P, N) x (C, N, B)
+    product of ``einsum("cpq,bcq->bcp")`` for one window (MKL's batched matrix-vector path is slow), 2.8x for 16.
+    """
+    return torch.bmm(x.transpose(0, 1), op_t).transpose(0, 1)         # (C, B, P) -> (B, C, P)
+
+
 def _conv(nd: int) -> type[nn.Module]:
     return {2: nn.Conv2d, 3: nn.Conv3d}[nd]
 
@@ -158,14 +167,21 @@ class DepthwiseSame(nn.Module):
         return frozen_cache(self, "matrix", (self.weight,), (shape, device, dtype),
                             lambda: self._build_matrix(shape, device, dtype))
 
+    def matrix_t(self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The inference path's cached operator, transposed: (C, N_in, N_out) for `per_channel_apply`."""
+        return frozen_cache(self, "matrix_t", (self.weight,), (shape, device, dtype),
+                            lambda: self._build_matrix(shape, device, dtype).transpose(1, 2).contiguous())
+
     def forward(self, x: Tensor) -> Tensor:
         shape = tuple(x.shape[2:])
         if not self.uses_matrix(shape):
             conv = F.conv3d if self.nd == 3 else F.conv2d
             return conv(x, self.weight, self.bias, padding="same", dilation=self.d, groups=x.shape[1])
-        mat = self.matrix(shape, x.device, x.dtype)
-        y = torch.einsum("cpq,bcq->bcp", mat, x.flatten(2)) + self.bias.to(x.dtype)[:, None]
-        return y.view(x.shape)
+        if no_grad_into((self.weight, self.bias, x)):
+            y = per_channel_apply(self.matrix_t(shape, x.device, x.dtype), x.flatten(2))
+        else:
+            y = torch.einsum("cpq,bcq->bcp", self.matrix(shape, x.device, x.dtype), x.flatten(2))
+        return (y + self.bias.to(x.dtype)[:, None]).view(x.shape)
 
 
 class STLKA(nn.Module):
@@ -199,37 +215,56 @@ class MSTLKA(nn.Module):
         self.lka = nn.ModuleList(STLKA(c, k, d, nd) for c, (k, d) in zip(self.sizes, lka_specs))
         self.gate = nn.ModuleList(DepthwiseSame(c, 2 * d - 1, 1, nd) for c, (_, d) in zip(self.sizes, lka_specs))
 
+    def frozen_ok(self, shape: tuple[int, ...]) -> bool:
+        """Whether the inference path applies: every depthwise part on its matrix path, no gradient in."""
+        return all(m.uses_matrix(shape) for g, lka in zip(self.gate, self.lka) for m in (g, lka.dw, lka.dwd)) \
+            and no_grad_into(self.parameters())
+
     def forward(self, x: Tensor) -> Tensor:
-        parts = torch.split(x, self.sizes, dim=1)
         shape = tuple(x.shape[2:])
-        if all(m.uses_matrix(shape) for g, lka in zip(self.gate, self.lka) for m in (g, lka.dw, lka.dwd)):
-            if no_grad_into(self.parameters()):
-                return torch.cat([self._group_frozen(i, p) for i, p in enumerate(parts)], dim=1)
+        if self.frozen_ok(shape):
+            b, c = x.shape[:2]
+            y = self.frozen_forward(x.flatten(2).transpose(0, 1), shape)           # (B*N, C)
+            return y.view(b, -1, c).transpose(1, 2).reshape(x.shape)
+        parts = torch.split(x, self.sizes, dim=1)
         return torch.cat([g(p) * lka(p) for p, g, lka in zip(parts, self.gate, self.lka)], dim=1)
 
-    def _group_frozen(self, i: int, p: Tensor) -> Tensor:
-        """Inference path of group i: the gate and f_DWD(f_DW(.)) composed into one cached per-channel
-        operator (C_i, 2N, N) + bias, applied in a single batched product; then f_PW and the product.
-
-        Same result as ``gate(p) * lka(p)`` up to float rounding (the composition reorders sums).
-        """
-        gate, lka = self.gate[i], self.lka[i]
-        shape, dev, dt = tuple(p.shape[2:]), p.device, p.dtype
+    def _frozen_operators(self, shape: tuple[int, ...], dev: torch.device, dt: torch.dtype) -> tuple[Tensor, ...]:
+        """Cached inference operators: (C, N, 2N) (transposed for `per_channel_apply`) with each channel's
+        gate outputs [:N] and f_DWD(f_DW(.)) outputs [N:], their (C, 1, 2N) bias, and the groups' f_PW as one
+        block-diagonal (C, C) matrix + (C,) bias."""
         n = math.prod(shape)
 
-        def build() -> tuple[Tensor, Tensor]:
-            m1, m2 = lka.dw.matrix(shape, dev, dt), lka.dwd.matrix(shape, dev, dt)
-            mg = gate.matrix(shape, dev, dt)
-            b1, b2, bg = (m.bias.to(dt) for m in (lka.dw, lka.dwd, gate))
-            m21 = torch.bmm(m2, m1)                                               # (C, N, N)
-            b21 = torch.bmm(m2, b1[:, None, None].expand(-1, n, 1))[..., 0] + b2[:, None]  # (C, N)
-            return torch.cat([mg, m21], 1), torch.cat([bg[:, None].expand(-1, n), b21], 1)
+        def build() -> tuple[Tensor, ...]:
+            ops, biases = [], []
+            for gate, lka in zip(self.gate, self.lka):
+                m1, m2, mg = (m._build_matrix(shape, dev, dt) for m in (lka.dw, lka.dwd, gate))
+                b1, b2, bg = (m.bias.to(dt) for m in (lka.dw, lka.dwd, gate))
+                m21 = torch.bmm(m2, m1)                                                   # (C_i, N, N)
+                b21 = torch.bmm(m2, b1[:, None, None].expand(-1, n, 1))[..., 0] + b2[:, None]  # (C_i, N)
+                ops.append(torch.cat([mg, m21], 1))
+                biases.append(torch.cat([bg[:, None].expand(-1, n), b21], 1))
+            pw_w = torch.block_diag(*[lka.pw.weight.view(lka.pw.weight.shape[:2]) for lka in self.lka]).to(dt)
+            pw_b = torch.cat([lka.pw.bias for lka in self.lka]).to(dt)
+            return torch.cat(ops).transpose(1, 2).contiguous(), torch.cat(biases)[:, None], pw_w, pw_b
 
-        params = (gate.weight, gate.bias, lka.dw.weight, lka.dw.bias, lka.dwd.weight, lka.dwd.bias)
-        op, bias = frozen_cache(self, f"group{i}", params, (shape, dev, dt), build)
-        z = torch.einsum("cpq,bcq->bcp", op, p.flatten(2)) + bias                  # (B, C_i, 2N)
-        g, l = z[:, :, :n], z[:, :, n:]
-        return (g.reshape(p.shape) * lka.pw(l.reshape(p.shape)))
+        params = [t for g, lka in zip(self.gate, self.lka)
+                  for t in (g.weight, g.bias, lka.dw.weight, lka.dw.bias, lka.dwd.weight, lka.dwd.bias,
+                            lka.pw.weight, lka.pw.bias)]
+        return frozen_cache(self, "stacked", params, (shape, dev, dt), build)
+
+    def frozen_forward(self, u: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """Inference path on a channel-major map u (C, B, N) of spatial ``shape`` -> tokens (B*N, C).
+
+        Every group's gate and f_DWD(f_DW(.)) come from one cached per-channel operator applied in a
+        single batched product, then the groups' f_PW as one block-diagonal product. Same result as
+        ``gate(p) * lka(p)`` per group up to float rounding (the composition reorders sums).
+        """
+        c, b, n = u.shape
+        op_t, bias, pw_w, pw_b = self._frozen_operators(shape, u.device, u.dtype)
+        # contiguous operands and bmm then add: otherwise CPU bmm / baddbmm fall back to one product per channel
+        r = torch.bmm(u.contiguous(), op_t).add_(bias).view(c, b, 2, n).permute(1, 3, 2, 0)   # (B, N, 2, C)
+        return (r[:, :, 0] * F.linear(r[:, :, 1], pw_w, pw_b)).reshape(b * n, c)
 
 
 class GSAU(nn.Module):
@@ -266,10 +301,56 @@ class MultiScaleBlock(nn.Module):
         self.lambda2 = nn.Parameter(torch.tensor(float(layer_scale_init)))
 
     def forward(self, h: Tensor) -> Tensor:
+        shape = tuple(h.shape[2:])
+        if self.mstlka.frozen_ok(shape) and self.gsau.dw.uses_matrix(shape) and no_grad_into(self.parameters()):
+            return self._frozen_forward(h, shape)
         n = self.norm1(h)
         h = h + self.lambda1 * self.f3(self.mstlka(self.f1(n)) * self.f2(n))
         n = self.norm2(h)
         return h + self.lambda2 * self.f6(self.gsau(self.f4(n), self.f5(n)))
+
+    def _folded(self, dt: torch.dtype) -> tuple[Tensor, ...]:
+        """The block's 1x1 maps with the LayerNorm affines and layer scales folded in (cached):
+        f_i(LN(h)) = (W_i diag(gamma)) h_hat + (W_i beta + b_i), f1/f2 and f4/f5 stacked into one
+        (2C, C) product each; lambda * f(x) = (lambda W) x + lambda b."""
+        c = self.f1.weight.shape[0]
+
+        def build() -> tuple[Tensor, ...]:
+            def pair(norm: ChannelLayerNorm, fa: Pointwise, fb: Pointwise) -> tuple[Tensor, Tensor]:
+                w = torch.cat([fa.weight.view(c, c), fb.weight.view(c, c)])                  # (2C, C)
+                b = torch.cat([fa.bias, fb.bias]) + w @ norm.bias
+                return (w * norm.weight).to(dt), b.to(dt)
+
+            def scaled(lam: Tensor, f: Pointwise) -> tuple[Tensor, Tensor]:
+                return (lam * f.weight.view(c, c)).to(dt), (lam * f.bias).to(dt)
+
+            return (*pair(self.norm1, self.f1, self.f2), *scaled(self.lambda1, self.f3),
+                    *pair(self.norm2, self.f4, self.f5), *scaled(self.lambda2, self.f6))
+
+        params = [self.norm1.weight, self.norm1.bias, self.norm2.weight, self.norm2.bias, self.lambda1,
+                  self.lambda2] + [t for f in (self.f1, self.f2, self.f3, self.f4, self.f5, self.f6)
+                                   for t in (f.weight, f.bias)]
+        return frozen_cache(self, "folded", params, (dt,), build)
+
+    def _frozen_forward(self, h: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """Inference path (no gradient into the block): Eq. 11-14 with the folds of `_folded`, MSTLKA's
+        stacked operator and the GSAU's cached depthwise matrix, on the map as tokens (B*N, C), where the
+        LayerNorms and 1x1 maps are single fused kernels (a LayerNorm over the channel axis of (B, C, N)
+        runs a strided reduction ~10x slower). About a third of the reference path's operations; same
+        result up to float rounding."""
+        b, c = h.shape[:2]
+        n = math.prod(shape)
+        w12, b12, w3, b3, w45, b45, w6, b6 = self._folded(h.dtype)
+        x = h.flatten(2).transpose(1, 2).reshape(b * n, c)                    # (M, C) tokens, M = B*N
+        z = F.linear(F.layer_norm(x, (c,), eps=self.norm1.eps), w12, b12)     # (M, 2C) = f1(N), f2(N)
+        m = self.mstlka.frozen_forward(z[:, :c].t().view(c, b, n), shape)     # (M, C)
+        x = x + F.linear(m * z[:, c:], w3, b3)                                 # Eq. 12
+        z = F.linear(F.layer_norm(x, (c,), eps=self.norm2.eps), w45, b45)     # (M, 2C) = f4(N), f5(N)
+        dw = self.gsau.dw
+        a = torch.bmm(z[:, c:].t().reshape(c, b, n).contiguous(), dw.matrix_t(shape, h.device, h.dtype)).add_(
+            dw.bias.to(h.dtype)[:, None, None])                                # (C, B, N) = DW(f5(N))
+        x = x + F.linear(z[:, :c] * a.permute(1, 2, 0).reshape(b * n, c), w6, b6)  # Eq. 13-14
+        return x.view(b, n, c).transpose(1, 2).reshape(h.shape)
 
 
 def pool_to_time(x: Tensor) -> Tensor:
