@@ -231,3 +231,19 @@ def test_attention_importance_inference_path(padded):
         torch.testing.assert_close(att(tokens, None), ref_none, atol=1e-5, rtol=1e-4)
     assert (ref > 0).any()                       # not a dead ReLU: the comparison means something
 
+
+
+@pytest.mark.parametrize("widths", [(0.5, 0.25), (), (1.0,)])
+def test_progressive_head_inference_path(widths):
+    from macbdf.models.heads import ProgressiveHead
+
+    torch.manual_seed(len(widths))
+    head = _randomise(ProgressiveHead(24, widths, dropout=0.3)).eval()
+    x = torch.randn(5, 24)
+    with torch.enable_grad():
+        ref = head(x).detach()
+    with torch.inference_mode():
+        fast = head(x)
+    assert fast.shape == (5,)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    assert "_frozen_cache" in head.__dict__

@@ -15,6 +15,8 @@ from typing import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from macbdf.models.fastpath import bn_scale_shift, bn_tensors, frozen_cache, frozen_eval
+
 
 class SafeBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm1d that normalises with its running statistics when a training batch has one sample.
@@ -44,7 +46,35 @@ class ProgressiveHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        if frozen_eval(self):
+            return self._frozen_forward(x)
         return self.net(x).squeeze(-1)
+
+    def _frozen_forward(self, x: Tensor) -> Tensor:
+        """Inference path: each eval-mode BatchNorm folded into the Linear before it (Dropout is the identity
+        in eval mode), so the head is Linear -> GELU -> ... -> Linear. Same logits up to float rounding."""
+        mods = list(self.net)
+        linears = [m for m in mods if isinstance(m, nn.Linear)]
+        bns = [m for m in mods if isinstance(m, nn.BatchNorm1d)]
+        gelu = next(m for m in mods if isinstance(m, nn.GELU)).approximate if bns else "none"
+        tensors = [t for lin in linears for t in (lin.weight, lin.bias)] + [t for bn in bns for t in bn_tensors(bn)]
+
+        def build() -> list[tuple[Tensor, Tensor]]:
+            out = []
+            for lin, bn in zip(linears, bns + [None]):
+                w, b = lin.weight, lin.bias
+                if bn is not None:
+                    scale, shift = bn_scale_shift(bn)
+                    w, b = w * scale[:, None], b * scale + shift
+                out.append((w.to(x.dtype), b.to(x.dtype)))
+            return out
+
+        layers = frozen_cache(self, "folded", tensors, (x.dtype,), build)
+        for i, (w, b) in enumerate(layers):
+            x = F.linear(x, w, b)
+            if i < len(layers) - 1:
+                x = F.gelu(x, approximate=gelu)
+        return x.squeeze(-1)
 
 
 class FrameHead(nn.Module):
