@@ -187,6 +187,8 @@ class LoopMixin:
                 it = self._epoch_loader(self.epoch, self.batch_in_epoch)
                 for batch in it:
                     t0 = time.perf_counter()
+                    # checksums a worker verified: the next epoch's fresh workers need not read those files whole
+                    self.train_ds.mark_verified(batch.pop("verified_files", None))
                     self._note_bad_samples(batch.pop("bad_samples", None))
                     usable = "video" in batch and int(batch["video"].shape[0]) >= 2
                     if self.info.distributed:   # every rank must take the same branch (collectives)

@@ -85,6 +85,7 @@ class _Trainer(BuildMixin, StateMixin, LoopMixin):
                                              generator=torch.Generator().manual_seed(self.cfg.seed))
         rows = []
         for b_idx, batch in zip(batches, loader):
+            self.val_ds.mark_verified(batch.pop("verified_files", None))
             bad = batch.pop("bad_samples", None)
             if bad:
                 self._note_bad_samples(bad)

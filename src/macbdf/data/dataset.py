@@ -189,11 +189,15 @@ class CacheDataset(Dataset):
     def _load(self, rec: SampleRecord) -> dict[str, Any]:
         T, mpf = self.num_frames, self.mel_per_frame
         path = self.cache_dir / rec.file
+        verified_now = False
         if self.verify and rec.file not in self._verified:
-            # The whole file once per process: checksum (damaged bytes behind an intact header) and
-            # finite values; later windows of it are read as slices.
+            # The whole file once: checksum (damaged bytes behind an intact header) and finite values;
+            # later windows of it are read as slices. A DataLoader worker reports it in the item
+            # (`collate` lists it as batch["verified_files"]) so that the trainer can `mark_verified` it in
+            # the main process and the next epoch's fresh workers do not read the whole file again.
             verify_sample(path)
             self._verified.add(rec.file)
+            verified_now = True
         win = read_window(path, T, mpf, self._start)
         s = win.start
         if not np.isfinite(win.logmel).all():   # also without verification: never train on NaN/Inf
@@ -232,8 +236,12 @@ class CacheDataset(Dataset):
             "audio_method_id": torch.tensor(amid, dtype=torch.int64),
             "audio_recorded": torch.tensor(bool(rec.extra.get("audio_recorded")) and al == 1.0),
             "start_frame": torch.tensor(s, dtype=torch.int64), "num_valid": torch.tensor(t, dtype=torch.int64),
-            "video_id": rec.video_id,
+            "video_id": rec.video_id, **({"verified_file": str(rec.file)} if verified_now else {}),
         }
+
+    def mark_verified(self, files: Sequence[str] | None) -> None:
+        """Record sample files as verified (checked by a DataLoader worker, see `collate`'s "verified_files")."""
+        self._verified.update(files or ())
 
     def _augment(self, video: torch.Tensor, audio: torch.Tensor) -> None:
         """In place on the window's real frames: video (t, 3, S, S) in [0, 1], audio (t * mpf, M) log-mel.
@@ -258,7 +266,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
     Items whose windows differ in face size are resized to the first item's size. Bad-sample markers
     (see `CacheDataset`) are left out and listed as ``batch["bad_samples"] = [(file, reason), ...]``
-    (the key is present only when there are some; a batch of only bad samples has no other key).
+    (the key is present only when there are some; a batch of only bad samples has no other key). Files
+    whose checksum an item's load verified are listed as ``batch["verified_files"]`` (present only then).
 
     Example:
         >>> import torch
@@ -270,8 +279,12 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     if not items:
         raise ValueError("collate of an empty list")
     bad = [(it["bad_sample"], it["reason"]) for it in items if "bad_sample" in it]
-    items = [it for it in items if "bad_sample" not in it]
+    checked = [it["verified_file"] for it in items if "verified_file" in it]
+    items = [{k: v for k, v in it.items() if k != "verified_file"} if "verified_file" in it else it
+             for it in items if "bad_sample" not in it]
     batch: dict[str, Any] = {"bad_samples": bad} if bad else {}
+    if checked:
+        batch["verified_files"] = checked
     if not items:
         return batch   # every sample of the batch was bad: only the report
     for key in items[0]:
