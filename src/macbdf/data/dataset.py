@@ -110,7 +110,8 @@ class CacheDataset(Dataset):
         eval_window: "center" or "first" (evaluation only).
         records: use these records instead of reading the manifest (e.g. a filtered subset).
         augment: training-only augmentations (see the module docstring), e.g. ``("flip", "color")``.
-        verify: check each sample file once per process before its first use (checksum, finite values).
+        verify: check each sample file once before its first use (checksum, finite values); a DataLoader
+            worker reports what it checked (`collate`'s ``verified_files``) for `mark_verified`.
         modality_vocabs: (video method vocab, audio method vocab) for ``video_method_id`` /
             ``audio_method_id``; default built from the records (`macbdf.data.methods`).
 
