@@ -57,6 +57,7 @@ def worker(name: str, threads: int, repeats: int, train_windows: int, window_bat
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    steal = StealMeter()
     model = create_model(name)
     crit = MACBCriterion(model.config)
     cfg = model.config
@@ -129,6 +130,7 @@ def worker(name: str, threads: int, repeats: int, train_windows: int, window_bat
         "forward_cpu_s_per_video_s": min(fwd_cpu) / dur,
         "train_s_per_video_s": min(train) / sub_dur, "train_cpu_s_per_video_s": min(train_cpu) / sub_dur,
         "baseline_rss_mib": baseline_mib, "peak_rss_forward_mib": peak_fwd, "peak_rss_train_mib": peak_train,
+        "steal_share": steal.share(),
     }
 
 
@@ -156,17 +158,18 @@ def run_config(name: str, threads: int, repeats: int, train_windows: int, window
 def table(rows: list[dict]) -> str:
     head = ("| tree | config | threads | OMP_WAIT_POLICY | windows / forward | params | T | GFLOPs / video-s | fwd wall s / video-s | fwd CPU s / video-s | "
             "fwd+bwd wall s / video-s | fwd+bwd CPU s / video-s | peak RSS fwd (MiB) | peak RSS fwd+bwd (MiB) | "
-            "baseline RSS (MiB) |")
-    lines = [head, "|" + "---|" * 15]
+            "baseline RSS (MiB) | CPU stolen by the host |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r.get('tree', 'current')} | {r['config']} | error: {r['error']} |" + " |" * 12)
+            lines.append(f"| {r.get('tree', 'current')} | {r['config']} | error: {r['error']} |" + " |" * 13)
             continue
         lines.append(f"| {r.get('tree', 'current')} | {r['config']} | {r['threads']} | {r['omp_wait_policy']} | {r['window_batch']} | {r['params'] / 1e6:.2f} M | {r['num_frames']} | "
                      f"{r['gflops_per_video_s']:.2f} | {r['forward_s_per_video_s']:.4f} | "
                      f"{r['forward_cpu_s_per_video_s']:.4f} | {r['train_s_per_video_s']:.4f} | "
                      f"{r['train_cpu_s_per_video_s']:.4f} | {r['peak_rss_forward_mib']:.0f} | "
-                     f"{r['peak_rss_train_mib']:.0f} | {r['baseline_rss_mib']:.0f} |")
+                     f"{r['peak_rss_train_mib']:.0f} | {r['baseline_rss_mib']:.0f} | "
+                     f"{'?' if r.get('steal_share') is None else format(100 * r['steal_share'], '.1f') + ' %'} |")
     return "\n".join(lines)
 
 
