@@ -216,14 +216,22 @@ def side_by_side(rows: list[dict], threads: int, window_batch: int) -> list[str]
                 per[tree] = {k: statistics.median(v[k] for v in vals) for k in
                              ("forward_s_per_video_s", "forward_cpu_s_per_video_s", "train_s_per_video_s")}
                 per[tree]["n"] = len(vals)
+        tag = f"{threads} thread(s), {window_batch} window(s) per forward"
         for tree, m in per.items():
-            out.append(f"{name} {tree}: forward {m['forward_s_per_video_s']:.4f} s per video-second (CPU "
+            out.append(f"{name} {tree} ({tag}): forward {m['forward_s_per_video_s']:.4f} s per video-second (CPU "
                        f"{m['forward_cpu_s_per_video_s']:.4f}), fwd+bwd {m['train_s_per_video_s']:.4f}; median of {m['n']}")
         if len(per) == 2:
             c, b = per["current"], per["baseline"]
-            out.append(f"{name}: baseline / current forward = {b['forward_s_per_video_s'] / c['forward_s_per_video_s']:.2f}x "
+            out.append(f"{name} ({tag}): baseline / current forward = {b['forward_s_per_video_s'] / c['forward_s_per_video_s']:.2f}x "
                        f"wall, {b['forward_cpu_s_per_video_s'] / c['forward_cpu_s_per_video_s']:.2f}x CPU; "
                        f"fwd+bwd {b['train_s_per_video_s'] / c['train_s_per_video_s']:.2f}x")
+            # the i-th current and baseline rows ran back to back in round i: on a machine whose speed drifts,
+            # the paired count says more than medians over rounds that ran minutes apart
+            cur, base = ([r["forward_s_per_video_s"] for r in rows if "error" not in r and r["config"] == name
+                          and r.get("tree") == tree and r["threads"] == threads and r["window_batch"] == window_batch
+                          and r.get("omp_wait_policy") != "default"] for tree in ("current", "baseline"))
+            pairs = list(zip(cur, base))
+            out.append(f"{name} ({tag}): current faster in {sum(x < y for x, y in pairs)} of {len(pairs)} paired rounds")
     return out
 
 
@@ -282,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=2))
     print(f"1-min load average at the end: {load:.1f}")
     print(steal.line())
-    summary = side_by_side(rows, args.threads[0], args.window_batch[0])
-    for line in summary:
-        print(line)
+    for threads in args.threads:
+        for wb in args.window_batch:
+            for line in side_by_side(rows, threads, wb):
+                print(line)
     small = [r["forward_s_per_video_s"] for r in rows if r.get("config") == "small" and "error" not in r
              and r.get("tree") == "current" and r["threads"] == args.threads[0]
              and r["window_batch"] == args.window_batch[0] and r.get("omp_wait_policy") == args.omp_wait_policy]
