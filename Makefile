@@ -5,7 +5,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
+# no wheel cache: a fresh machine installs once, and the cache would double the ~3 GB the install takes on disk
+PIP := $(PY) -m pip --no-cache-dir
 # CPU machines take the local CPU wheel; GPU users: `make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`
 # (or install torch into .venv first: an already satisfied pin installs nothing).
 TORCH ?= torch==2.13.0
@@ -21,6 +22,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(PY) pyproject.toml
+	@$(PY) -c "import shutil; f = shutil.disk_usage('$(VENV)').free / 2**30; f < 4 and print(f'warning: {f:.1f} GiB free on the disk of $(VENV); the install needs about 3 GiB')"
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e .
@@ -39,7 +41,7 @@ install-test: $(VENV)/.installed-test
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && apt-get clean) \
 	      || echo "warning: could not install chromium; the browser test will be skipped"; \
 	  else echo "note: chromium not installed and not root; the browser test will be skipped"; fi; }
 
