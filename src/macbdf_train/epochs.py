@@ -53,7 +53,11 @@ class SeededItems(torch.utils.data.Dataset):
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(s)
+                # The CPU generator only: loading runs on the CPU, and torch.manual_seed would also
+                # reseed (or queue, with a formatted stack, ~0.6 ms) every accelerator generator,
+                # which fork_rng(devices=[]) does not restore: a GPU run's dropout stream would
+                # restart from the last item's seed at every batch.
+                torch.default_generator.manual_seed(s)
                 random.seed(s)
                 np.random.seed(s % (2**32))
                 return self.ds[i]
