@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["seed_training", "rng_state", "set_rng_state", "set_deterministic"]
-
-
-def set_deterministic(mode: bool, warn_only: bool = False) -> None:
-    """``torch.use_deterministic_algorithms`` without its import of ``torch._inductor``.
-
-    The public call imports the compiler (dynamo, inductor: 2.4-3.2 s of CPU at the start of every training
-    process here) only to set inductor's own ``deterministic`` flag, which nothing but ``torch.compile`` reads,
-    and we never compile. Once the compiler is loaded (someone else compiles) the public call is used.
-    """
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:
-        setter(mode, warn_only=warn_only)
+__all__ = ["seed_training", "rng_state", "set_rng_state"]
 
 
 def seed_training(seed: int, rank: int) -> None:

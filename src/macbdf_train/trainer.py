@@ -44,7 +44,6 @@ from macbdf_train.epochs import balanced_index
 from macbdf_train.loop import LoopMixin
 from macbdf_train.loop import to_device as _to_device
 from macbdf_train.optim import lr_factor
-from macbdf_train.rng import set_deterministic
 from macbdf_train.run_state import StateMixin
 
 __all__ = ["TrainConfig", "TrainError", "train", "parse_overrides", "lr_factor", "balanced_index"]
@@ -147,13 +146,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     prev_fill = torch.utils.deterministic.fill_uninitialized_memory
     if det:
-        set_deterministic(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.utils.deterministic.fill_uninitialized_memory = FILL_UNINITIALIZED
     elif info.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     try:
         return _Trainer(cfg, info).run()
     finally:
-        set_deterministic(prev_det, warn_only=prev_warn)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         torch.utils.deterministic.fill_uninitialized_memory = prev_fill
         D.cleanup_distributed()

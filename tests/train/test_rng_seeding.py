@@ -1,16 +1,12 @@
-"""Per-item seeding of the training data and the deterministic-mode switch of the trainer."""
+"""Per-item seeding of the training data."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 
 import numpy as np
-import pytest
 import torch
 
 from macbdf_train.epochs import SeededItems, item_seed
-from macbdf_train.rng import set_deterministic
 
 
 class _Draws(torch.utils.data.Dataset):
@@ -57,26 +53,3 @@ def test_items_do_not_touch_accelerator_generators(monkeypatch):
     for i in range(3):
         items[i]
     assert calls == []
-
-
-@pytest.mark.parametrize("warn_only", [False, True])
-def test_set_deterministic_sets_and_restores_the_flags(warn_only):
-    prev, prev_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        set_deterministic(True, warn_only=warn_only)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.is_deterministic_algorithms_warn_only_enabled() == warn_only
-        set_deterministic(False)
-        assert not torch.are_deterministic_algorithms_enabled()
-    finally:
-        set_deterministic(prev, warn_only=prev_warn)
-
-
-def test_set_deterministic_does_not_load_the_compiler():
-    code = ("import sys, torch; from macbdf_train.rng import set_deterministic; "
-            "set_deterministic(True, warn_only=True); "
-            "assert torch.are_deterministic_algorithms_enabled(); "
-            "print('torch._inductor' in sys.modules, 'torch._dynamo' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "False"]
