@@ -69,6 +69,26 @@ def test_model_inference_path_matches_reference(one_torch_thread, name, override
         _assert_same(ref, model(batch))
 
 
+@pytest.mark.parametrize("name,overrides", [("small", {}), ("small", {"fusion": "concat"}), ("small", {"modality": "audio"}),
+                                            ("small", {"modality": "video"})])
+@pytest.mark.parametrize("face,frames,batch_size", [(80, 9, 2), (100, 5, 3), (112, 19, 2), (64, 2, 1)])
+def test_inference_path_matches_reference_on_odd_windows(one_torch_thread, name, overrides, face, frames, batch_size):
+    # faces that are not a multiple of the patch (or smaller than one), windows shorter or longer than the
+    # configured T and not a multiple of the tubelet, padded frames, and a silent audio track
+    model = _randomise(create_model(name, **overrides)).eval()
+    pp = model.config.preprocess
+    g = torch.Generator().manual_seed(face * 100 + frames)
+    batch = {"video": torch.rand(batch_size, frames, 3, face, face, generator=g),
+             "audio": torch.randn(batch_size, frames * pp.mel_per_frame, pp.n_mels, generator=g) * 2 - 5,
+             "frame_mask": torch.ones(batch_size, frames, dtype=torch.bool)}
+    if batch_size > 1:
+        batch["frame_mask"][1, max(1, frames // 2):] = False
+        batch["audio"][-1] = torch.log(torch.tensor(pp.log_eps))
+    ref = _reference(model, batch)
+    with torch.inference_mode():
+        _assert_same(ref, model(batch))
+
+
 def test_caches_follow_weight_changes(one_torch_thread):
     torch.manual_seed(0)
     model = _randomise(create_model("small")).eval()
